@@ -1,0 +1,84 @@
+"""Queries of the customers module."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import or_, select, update
+
+from siyu.customers.models import Customer, CustomerIdentity, SmsCode
+from siyu.kit import clock
+from siyu.kit.tenancy import TenantRepository
+
+
+class Customers(TenantRepository[Customer]):
+    model = Customer
+    not_found_zh = "客户"
+    not_found_en = "Customer"
+    not_found_code = "customer_not_found"
+
+    async def search(self, q: str | None, status: str | None, offset: int, limit: int) -> tuple[Sequence[Customer], int]:
+        stmt = self.select().where(Customer.status != "merged")
+        if q:
+            stmt = stmt.where(or_(Customer.nickname.ilike(f"%{q}%"), Customer.phone == q))
+        if status:
+            stmt = stmt.where(Customer.status == status)
+        total = await self.count(stmt)
+        return await self.list(stmt.order_by(Customer.id.desc()).offset(offset).limit(limit)), total
+
+
+class Identities(TenantRepository[CustomerIdentity]):
+    model = CustomerIdentity
+
+    async def find(self, kind: str, value: str) -> CustomerIdentity | None:
+        return (
+            await self.session.execute(self.select().where(CustomerIdentity.kind == kind, CustomerIdentity.value == value))
+        ).scalar_one_or_none()
+
+    async def of_customer(self, customer_id: int) -> Sequence[CustomerIdentity]:
+        return await self.list(self.select().where(CustomerIdentity.customer_id == customer_id).order_by(CustomerIdentity.id))
+
+    async def move(self, from_customer: int, to_customer: int) -> None:
+        await self.session.execute(
+            update(CustomerIdentity)
+            .where(CustomerIdentity.tenant_id == self.tenant_id, CustomerIdentity.customer_id == from_customer)
+            .values(customer_id=to_customer)
+        )
+
+
+class Codes(TenantRepository[SmsCode]):
+    model = SmsCode
+
+    async def latest_open(self, phone: str, purpose: str) -> SmsCode | None:
+        stmt = (
+            self.select()
+            .where(SmsCode.phone == phone, SmsCode.purpose == purpose, SmsCode.consumed_at.is_(None))
+            .order_by(SmsCode.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def consume(self, code_id: int) -> bool:
+        res = await self.session.execute(
+            update(SmsCode)
+            .where(SmsCode.tenant_id == self.tenant_id, SmsCode.id == code_id, SmsCode.consumed_at.is_(None))
+            .values(consumed_at=clock.now())
+        )
+        return res.rowcount == 1  # type: ignore[attr-defined]
+
+    async def expire_others(self, phone: str, purpose: str) -> None:
+        await self.session.execute(
+            update(SmsCode)
+            .where(SmsCode.tenant_id == self.tenant_id, SmsCode.phone == phone, SmsCode.purpose == purpose,
+                   SmsCode.consumed_at.is_(None))
+            .values(consumed_at=clock.now())
+        )
+
+
+async def customer_ids_with_identity(session, tenant_id: int, kind: str, values: list[str]) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    rows = await session.execute(
+        select(CustomerIdentity.value, CustomerIdentity.customer_id).where(
+            CustomerIdentity.tenant_id == tenant_id, CustomerIdentity.kind == kind, CustomerIdentity.value.in_(values)
+        )
+    )
+    return dict(rows.all())

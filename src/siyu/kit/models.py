@@ -1,0 +1,18 @@
+"""Imports every module's tables so Alembic and ``create_all`` see the whole schema.
+
+This is the one place in ``kit`` that names business modules, and only to collect their
+table definitions; no behaviour flows from here.
+"""
+
+from __future__ import annotations
+
+import siyu.customers.models
+import siyu.kit.audit
+import siyu.kit.outbox
+import siyu.kit.sessions
+import siyu.kit.sms
+import siyu.staff.models
+import siyu.tenants.models  # noqa: F401
+from siyu.kit.db import Base
+
+metadata = Base.metadata

@@ -1,0 +1,46 @@
+"""The process-wide services one web or worker process needs: settings, database, KV.
+
+Built once at start-up (by the app's lifespan or ``siyu worker``) and reachable from jobs,
+which run outside any request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from siyu.config import Settings
+from siyu.kit.db import Database
+from siyu.kit.kv import KV, make_kv
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    kv: KV
+    secret_key: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        await self.kv.close()
+        await self.db.dispose()
+
+
+_current: Runtime | None = None
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
+    return Runtime(settings=settings, db=db, kv=make_kv(settings.redis_url), secret_key=settings.resolved_secret_key())
+
+
+def set_runtime(rt: Runtime | None) -> None:
+    global _current
+    _current = rt
+
+
+def get_runtime() -> Runtime:
+    if _current is None:
+        raise RuntimeError("Siyu runtime is not started")
+    return _current

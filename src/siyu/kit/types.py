@@ -1,0 +1,41 @@
+"""Annotated input types shared by every schema.
+
+They reject what databases choke on (NUL bytes, ids beyond BIGINT) at the edge, so bad
+input is a 422 with a field name instead of a driver error.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Path
+from pydantic import AfterValidator, Field, StringConstraints
+
+MAX_ID = 2**63 - 1
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_PHONE = re.compile(r"^1[3-9]\d{9}$")
+
+
+def _no_control(v: str) -> str:
+    if _CONTROL.search(v):
+        raise ValueError("must not contain control characters")
+    return v
+
+
+def _phone(v: str) -> str:
+    v = v.strip().removeprefix("+86").strip()
+    if not _PHONE.match(v):
+        raise ValueError("must be an 11-digit mainland China mobile number")
+    return v
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), AfterValidator(_no_control)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_no_control)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_no_control)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128), AfterValidator(_no_control)]
+Phone = Annotated[str, StringConstraints(max_length=20), AfterValidator(_phone)]
+ObjectId = Annotated[int, Field(ge=1, le=MAX_ID)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ID, description="Object id")]

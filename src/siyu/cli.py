@@ -16,7 +16,7 @@ app = typer.Typer(
 )
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings():
     from siyu.config import SettingsError, get_settings
 
     try:
@@ -87,7 +87,7 @@ def worker() -> None:
     asyncio.run(_worker(s))
 
 
-async def _worker(s) -> None:  # type: ignore[no-untyped-def]
+async def _worker(s) -> None:
     from taskiq.receiver import Receiver
 
     from siyu.kit import jobs

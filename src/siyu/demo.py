@@ -69,10 +69,10 @@ async def seed(rt: Runtime, *, customers: int = 200, rng_seed: int = 2026) -> di
             store = await tenants_service.create_store(session, scope, StoreIn(code=code, name=name, address=address, phone=phone))
             store_ids[code] = store.id
         roles = {r.code: r.id for r in await staff_service.list_roles(session, scope)}
-        for i, (username, name, role, store) in enumerate(STAFF):
+        for i, (username, name, role, store_code) in enumerate(STAFF):
             await staff_service.create_staff(session, scope, StaffCreate(
-                username=username, name=name, password="staff-2026", role_id=roles[role],
-                phone=f"1390000{i:04d}", store_id=store_ids.get(store) if store else None,
+                username=username, name=name, password="staff-2026", role_id=roles[role],  # noqa: S106 - public demo login
+                phone=f"1390000{i:04d}", store_id=store_ids.get(store_code) if store_code else None,
             ))
         rng = random.Random(rng_seed)
         now = clock.now()
@@ -91,6 +91,6 @@ async def seed(rt: Runtime, *, customers: int = 200, rng_seed: int = 2026) -> di
             )
         # A second, small tenant shows that brands never see each other's data.
         await tenants_service.create_tenant(session, TenantCreate(
-            code="yuebai", name="悦白护肤", owner_username="yuebai", owner_password="yuebai-2026", owner_name="悦白店主",
+            code="yuebai", name="悦白护肤", owner_username="yuebai", owner_password="yuebai-2026", owner_name="悦白店主",  # noqa: S106
         ))
     return info

@@ -31,7 +31,7 @@ ShopCode = Annotated[str, PathParam(min_length=2, max_length=40, pattern=r"^[a-z
 class Shop:
     scope: TenantScope
     name: str
-    settings: dict  # type: ignore[type-arg]
+    settings: dict
 
 
 @dataclass(frozen=True, slots=True)

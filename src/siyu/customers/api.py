@@ -28,19 +28,19 @@ from siyu.kit.pagination import Page, Pages
 from siyu.kit.security import mask_phone
 from siyu.kit.sessions import revoke_session
 from siyu.kit.types import PathId
-from siyu.kit.web import ADMIN_ERRORS, UoW, client_ip, clear_cookie, runtime, set_session_cookie
+from siyu.kit.web import ADMIN_ERRORS, UoW, clear_cookie, client_ip, runtime, set_session_cookie
 from siyu.staff.access import StaffPrincipal, require
 
 store = APIRouter(prefix="/api/store/v1/{shop}", tags=["store: sign-in & profile"], responses=ADMIN_ERRORS)
 admin = APIRouter(prefix="/api/admin/v1", tags=["admin: customers"], responses=ADMIN_ERRORS)
 
 
-def mini_program(request: Request, shop_settings: dict) -> MiniProgramAuth:  # type: ignore[type-arg]
+def mini_program(request: Request, shop_settings: dict) -> MiniProgramAuth:
     """The WeChat adapter for a shop: the sandbox unless the installation is set to ``wechat``."""
     rt = runtime(request)
     override = rt.extras.get("wechat_adapter")
     if override is not None:
-        return override  # type: ignore[no-any-return]
+        return override
     if rt.settings.wechat_provider == "sandbox":
         return SandboxMiniProgram()
     app_id, secret = shop_settings.get("wechat_mp_appid"), shop_settings.get("wechat_mp_secret")
@@ -49,7 +49,7 @@ def mini_program(request: Request, shop_settings: dict) -> MiniProgramAuth:  # t
     return WeChatMiniProgram(app_id, secret)
 
 
-def _session_out(signed, response: Response, request: Request) -> SessionOut:  # type: ignore[no-untyped-def]
+def _session_out(signed, response: Response, request: Request) -> SessionOut:
     days = runtime(request).settings.session_days
     set_session_cookie(response, request, CUSTOMER_COOKIE, signed.token, days)
     return SessionOut(token=signed.token, csrf_token=signed.csrf_token, customer_id=signed.customer.id, new_customer=signed.created)
@@ -92,7 +92,7 @@ async def logout(request: Request, session: UoW, me: CurrentShopper) -> Response
     return out
 
 
-async def _me(session, me) -> CustomerMe:  # type: ignore[no-untyped-def]
+async def _me(session, me) -> CustomerMe:
     c = me.customer
     ids = await service.identities_of(session, me.shop.scope, c.id)
     return CustomerMe(
@@ -112,7 +112,7 @@ async def update_me(body: ProfileUpdate, session: UoW, me: CurrentShopper) -> Cu
     return await _me(session, me)
 
 
-def _bind_out(result, response: Response, request: Request) -> BindResult:  # type: ignore[no-untyped-def]
+def _bind_out(result, response: Response, request: Request) -> BindResult:
     sess = _session_out(result.session, response, request) if result.session else None
     return BindResult(customer_id=result.customer.id, merged_customer_id=result.merged_from, session=sess)
 
@@ -136,7 +136,7 @@ async def bind_wechat(body: WechatLogin, request: Request, response: Response, s
 # -- admin --------------------------------------------------------------------------------------
 
 
-def _admin_out(c, full_phone: bool) -> CustomerAdminOut:  # type: ignore[no-untyped-def]
+def _admin_out(c, full_phone: bool) -> CustomerAdminOut:
     return CustomerAdminOut(id=c.id, nickname=c.nickname, phone=c.phone if full_phone else (mask_phone(c.phone) or None),
                             status=c.status, registered_via=c.registered_via, created_at=c.created_at, last_login_at=c.last_login_at)
 

@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.kit import clock
-from siyu.kit.db import BigID, Base, IdMixin, TenantMixin
+from siyu.kit.db import Base, BigID, IdMixin, TenantMixin
 
 
 class Customer(IdMixin, TenantMixin, Base):

@@ -75,7 +75,7 @@ class Codes(TenantRepository[SmsCode]):
         )
 
 
-async def customer_ids_with_identity(session, tenant_id: int, kind: str, values: list[str]) -> dict[str, int]:  # type: ignore[no-untyped-def]
+async def customer_ids_with_identity(session, tenant_id: int, kind: str, values: list[str]) -> dict[str, int]:
     rows = await session.execute(
         select(CustomerIdentity.value, CustomerIdentity.customer_id).where(
             CustomerIdentity.tenant_id == tenant_id, CustomerIdentity.kind == kind, CustomerIdentity.value.in_(values)

@@ -289,7 +289,7 @@ async def set_status(session: AsyncSession, scope: TenantScope, customer_id: int
 
 
 async def import_customer(session: AsyncSession, scope: TenantScope, *, phone: str, nickname: str | None,
-                          registered_via: str = "import", created_at=None, openid: str | None = None) -> Customer:  # type: ignore[no-untyped-def]
+                          registered_via: str = "import", created_at=None, openid: str | None = None) -> Customer:
     """Create a customer from an existing list (migration from another system, demo data)."""
     ids: list[tuple[str, str, str | None]] = [("phone", phone, None)]
     if openid:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.kit import clock
 from siyu.kit.context import client_ip_var, current_actor, request_id_var
-from siyu.kit.db import BigID, Base, IdMixin
+from siyu.kit.db import Base, BigID, IdMixin
 
 _SECRET_KEYS = ("password", "token", "secret", "code_hash", "password_hash", "token_hash")
 

@@ -33,7 +33,7 @@ async def upgrade(url: str, revision: str = "head") -> None:
     try:
         async with engine.begin() as conn:
 
-            def _run(sync_conn) -> None:  # type: ignore[no-untyped-def]
+            def _run(sync_conn) -> None:
                 cfg.attributes["connection"] = sync_conn
                 command.upgrade(cfg, revision)
 

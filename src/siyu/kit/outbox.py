@@ -9,6 +9,7 @@ the lease the relay took, so two relays or two workers can race and only one win
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.kit import clock
-from siyu.kit.db import BigID, Base, Database, IdMixin, after_commit
+from siyu.kit.db import Base, BigID, Database, IdMixin, after_commit
 
 log = logging.getLogger("siyu.outbox")
 
@@ -101,11 +102,9 @@ def wake() -> None:
     _wake.set()
 
 
-async def wait_for_wake(timeout: float) -> None:
-    try:
-        await asyncio.wait_for(_wake.wait(), timeout)
-    except TimeoutError:
-        pass
+async def wait_for_wake(seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(_wake.wait(), seconds)
     _wake.clear()
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.kit import clock
-from siyu.kit.db import BigID, Base, IdMixin
+from siyu.kit.db import Base, BigID, IdMixin
 from siyu.kit.security import hash_token, new_token
 
 

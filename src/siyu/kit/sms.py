@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.kit import clock, outbox
-from siyu.kit.db import BigID, Base, IdMixin
+from siyu.kit.db import Base, BigID, IdMixin
 from siyu.kit.security import mask_phone
 
 log = logging.getLogger("siyu.sms")

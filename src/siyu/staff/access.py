@@ -135,7 +135,7 @@ async def _load_staff(request: Request, session: UoW) -> StaffPrincipal:
 CurrentStaff = Annotated[StaffPrincipal, Depends(_load_staff)]
 
 
-def require(permission: str):  # type: ignore[no-untyped-def]
+def require(permission: str):
     """Dependency: the caller is staff of an active tenant holding ``permission``."""
     if permission not in BY_CODE:
         raise ValueError(f"unknown permission {permission}")

@@ -11,7 +11,7 @@ from siyu.kit.pagination import Page, Pages
 from siyu.kit.security import mask_phone
 from siyu.kit.sessions import create_session, revoke_session
 from siyu.kit.types import PathId
-from siyu.kit.web import ADMIN_ERRORS, UoW, client_ip, clear_cookie, runtime, set_session_cookie
+from siyu.kit.web import ADMIN_ERRORS, UoW, clear_cookie, client_ip, runtime, set_session_cookie
 from siyu.staff import service
 from siyu.staff.access import STAFF_COOKIE, CurrentStaff, StaffPrincipal, require
 from siyu.staff.permissions import PERMISSIONS
@@ -66,13 +66,13 @@ async def logout(request: Request, response: Response, session: UoW, me: Current
 @router.get("/me", response_model=MeOut, summary="Who am I, and what may I do")
 async def me(me: CurrentStaff) -> MeOut:
     return MeOut(staff_id=me.staff_id, name=me.name, tenant_id=me.scope.id, tenant_code=me.scope.code, role=me.role_code,
-                 permissions=sorted(me.permissions), via=me.via)  # type: ignore[arg-type]
+                 permissions=sorted(me.permissions), via=me.via)
 
 
 # -- staff ---------------------------------------------------------------------------------
 
 
-def _staff_out(s, me: StaffPrincipal) -> StaffOut:  # type: ignore[no-untyped-def]
+def _staff_out(s, me: StaffPrincipal) -> StaffOut:
     data = service.staff_view(s)
     return StaffOut.model_validate(data)
 

@@ -150,8 +150,8 @@ class AuditOut(BaseModel):
     action: str
     object_type: str
     object_id: str | None
-    before: dict | None  # type: ignore[type-arg]
-    after: dict | None  # type: ignore[type-arg]
+    before: dict | None
+    after: dict | None
     ip: str | None
     request_id: str | None
     created_at: datetime

@@ -16,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from siyu.kit import audit, clock, loginguard
 from siyu.kit.errors import Conflict, Unauthorized, ValidationFailed
 from siyu.kit.kv import KV
-from siyu.kit.security import hash_password, hash_token, mask_phone, needs_rehash, new_token, verify_password
+from siyu.kit.security import (
+    hash_password,
+    hash_token,
+    mask_phone,
+    needs_rehash,
+    new_token,
+    verify_password,
+)
 from siyu.kit.sessions import revoke_principal
 from siyu.kit.tenancy import TenantScope
 from siyu.staff.models import ApiToken, Role, Staff
@@ -24,7 +31,7 @@ from siyu.staff.permissions import ALL_CODES, DEFAULT_ROLES
 from siyu.staff.repository import AuditLog, Roles, SmsOutbox, StaffLogins, StaffRepo, Tokens
 from siyu.staff.schemas import RoleIn, RoleUpdate, StaffCreate, StaffUpdate, TokenCreate
 
-TOKEN_PREFIX = "sy_"
+TOKEN_PREFIX = "sy_"  # noqa: S105 - a public prefix that makes leaked tokens recognisable
 _STAFF_FIELDS = ["username", "name", "phone", "email", "role_id", "store_id", "status"]
 
 
@@ -289,9 +296,9 @@ async def touch_token(session: AsyncSession, token_id: int) -> None:
 
 
 async def audit_entries(session: AsyncSession, scope: TenantScope, *, action: str | None = None, actor: str | None = None,
-                        object_type: str | None = None, offset: int = 0, limit: int = 50):  # type: ignore[no-untyped-def]
+                        object_type: str | None = None, offset: int = 0, limit: int = 50):
     return await AuditLog(session, scope.id).search(action, actor, object_type, offset, limit)
 
 
-async def sms_messages(session: AsyncSession, scope: TenantScope, *, phone: str | None = None, offset: int = 0, limit: int = 50):  # type: ignore[no-untyped-def]
+async def sms_messages(session: AsyncSession, scope: TenantScope, *, phone: str | None = None, offset: int = 0, limit: int = 50):
     return await SmsOutbox(session, scope.id).search(phone, offset, limit)

@@ -10,7 +10,7 @@ from siyu.kit.context import Actor, actor_var
 from siyu.kit.pagination import Page, Pages
 from siyu.kit.sessions import create_session, revoke_session
 from siyu.kit.types import PathId
-from siyu.kit.web import ADMIN_ERRORS, UoW, client_ip, clear_cookie, runtime, set_session_cookie
+from siyu.kit.web import ADMIN_ERRORS, UoW, clear_cookie, client_ip, runtime, set_session_cookie
 from siyu.staff.access import PLATFORM_COOKIE, CurrentPlatform, StaffPrincipal, require
 from siyu.staff.schemas import LoginIn
 from siyu.tenants import service

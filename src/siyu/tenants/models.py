@@ -9,7 +9,7 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.kit import clock
-from siyu.kit.db import BigID, Base, IdMixin, TenantMixin
+from siyu.kit.db import Base, BigID, IdMixin, TenantMixin
 
 
 class Tenant(IdMixin, Base):

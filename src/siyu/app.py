@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
@@ -70,8 +71,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None,
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
-        redoc_url="/redoc",
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     if runtime is not None:
@@ -84,7 +85,23 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None,
     return app
 
 
+def load_modules() -> None:
+    """Import every module so its outbox handlers and sweepers are registered.
+
+    Web processes get this from building the app; ``siyu worker`` calls it directly. A
+    process that missed a module would mark that module's events done without running them.
+    """
+    import siyu.customers.api
+    import siyu.customers.views
+    import siyu.kit.sms
+    import siyu.staff.api
+    import siyu.staff.views
+    import siyu.tenants.api
+    import siyu.tenants.views  # noqa: F401
+
+
 def _include_routers(app: FastAPI) -> None:
+    load_modules()
     from siyu.customers import api as customers_api
     from siyu.customers import views as customers_views
     from siyu.staff import api as staff_api
@@ -128,6 +145,21 @@ def _health(app: FastAPI) -> None:
     async def prometheus() -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> Response:
+        # Served from vendored assets: no CDN at run time.
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="Siyu 私域 API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/vendor/swagger-ui/favicon-32x32.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> Response:
+        return get_redoc_html(openapi_url="/openapi.json", title="Siyu 私域 API",
+                              redoc_js_url="/static/vendor/redoc/redoc.standalone.js", with_google_fonts=False)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

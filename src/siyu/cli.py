@@ -95,7 +95,9 @@ async def _worker(s) -> None:
     from siyu.kit.runtime import build_runtime, set_runtime
 
     configure_logging(s.log_level, s.log_json)
-    import siyu.app  # noqa: F401  (registers every module's handlers and sweepers)
+    from siyu.app import load_modules
+
+    load_modules()
 
     rt = build_runtime(s)
     set_runtime(rt)

@@ -22,7 +22,7 @@ from sqlalchemy import Index, String, Text, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from siyu.kit import clock
+from siyu.kit import clock, metrics
 from siyu.kit.db import Base, BigID, Database, IdMixin, after_commit
 
 log = logging.getLogger("siyu.outbox")
@@ -174,11 +174,13 @@ async def process_event(db: Database, event_id: int, token: str) -> bool:
             )
             if res.rowcount != 1:  # type: ignore[attr-defined]
                 raise _LeaseLost
+        metrics.outbox_processed.labels(event.topic, "done").inc()
         return True
     except _LeaseLost:
         return False
     except Exception as exc:
         log.exception("outbox handler failed", extra={"event_id": event_id})
+        metrics.outbox_processed.labels("unknown", "failed").inc()
         await _record_failure(db, event_id, token, exc)
         return False
 

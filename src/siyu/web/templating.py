@@ -18,6 +18,7 @@ from siyu import __version__
 from siyu.kit.context import current_language
 from siyu.kit.i18n import LANGUAGES, gettext
 from siyu.kit.security import mask_phone
+from siyu.web import i18n_base  # noqa: F401  (registers English for the layouts)
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"

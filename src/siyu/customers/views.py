@@ -155,7 +155,7 @@ async def storefront_root(request: Request, session: UoW) -> Response:
     code = await tenants_service.default_storefront_code(session)
     if code:
         return RedirectResponse(f"/m/{code}/", status_code=307)
-    return render(request, "store/no_shop.html", {"tenant_name": _("私域商城")}, status_code=404)
+    return render(request, "store/no_shop.html")
 
 
 @router.get("/m/{shop}/")
@@ -189,7 +189,7 @@ def _login_page(request: Request, shop: Shop, *, next_url: str, phone: str = "",
 
 @router.get("/m/{shop}/login")
 async def login_page(request: Request, shopper: OptionalShopper,
-                     next: Annotated[str, Query(max_length=500)] = "") -> Response:  # noqa: A002
+                     next: Annotated[str, Query(max_length=500)] = "") -> Response:
     me_url = f"/m/{shopper.shop.scope.code}/me"
     if shopper.customer is not None:
         return RedirectResponse(_safe_next(next, me_url), status_code=303)
@@ -200,7 +200,7 @@ async def login_page(request: Request, shopper: OptionalShopper,
 async def login_submit(request: Request, session: UoW, shop: CurrentShop,
                        phone: Annotated[str, Form(max_length=30)] = "",
                        code: Annotated[str, Form(max_length=20)] = "",
-                       next: Annotated[str, Form(max_length=500)] = "") -> Response:  # noqa: A002
+                       next: Annotated[str, Form(max_length=500)] = "") -> Response:
     _check_origin(request)
     next_url = _safe_next(next, "")
     try:
@@ -228,7 +228,7 @@ def _signed_in(request: Request, shop: Shop, signed: service.SignedIn, next_url:
 @router.post("/m/{shop}/login/wechat")
 async def login_wechat(request: Request, session: UoW, shop: CurrentShop,
                        code: Annotated[str, Form(max_length=200)] = "",
-                       next: Annotated[str, Form(max_length=500)] = "") -> Response:  # noqa: A002
+                       next: Annotated[str, Form(max_length=500)] = "") -> Response:
     """Sandbox only: a browser cannot run ``wx.login``; the sandbox turns any code into a
     stable openid so the WeChat flow (and merging it with a phone) can be tried on H5."""
     _check_origin(request)
@@ -356,19 +356,6 @@ async def logout(request: Request, session: UoW, me: CurrentShopper) -> Response
 # -- console ----------------------------------------------------------------------------------
 
 
-def _page_links(page: int, pages: int) -> list[int | None]:
-    """Page numbers to show, with ``None`` for a gap: 1 … 4 5 [6] 7 8 … 20."""
-    shown = {1, pages, *range(max(1, page - 2), min(pages, page + 2) + 1)}
-    out: list[int | None] = []
-    prev = 0
-    for n in sorted(shown):
-        if n - prev > 1:
-            out.append(None)
-        out.append(n)
-        prev = n
-    return out
-
-
 @router.get("/admin/customers")
 async def customer_list(request: Request, session: UoW, me: Annotated[StaffPrincipal, require("customers.read")],
                         q: Annotated[str, Query(max_length=100)] = "",
@@ -382,18 +369,11 @@ async def customer_list(request: Request, session: UoW, me: Annotated[StaffPrinc
     full = me.can("customers.phone")
     items = [{"c": c, "phone": (c.phone if full else mask_phone(c.phone)) or ""} for c in rows]
 
-    def url(n: int) -> str:
-        params = [f"q={quote(q)}"] if q else []
-        if status:
-            params.append(f"status={status}")
-        if n > 1:
-            params.append(f"page={n}")
-        return "/admin/customers" + ("?" + "&".join(params) if params else "")
-
+    params = ([f"q={quote(q)}"] if q else []) + ([f"status={status}"] if status else [])
+    base_url = "/admin/customers?" + "".join(p + "&" for p in params)
     return console_page(request, me, "console/customers/list.html", {
         "title": _("客户列表"), "items": items, "total": total, "page": page, "pages": pages, "q": q, "status": status,
-        "page_links": [(n, url(n)) if n else (None, "") for n in _page_links(page, pages)],
-        "prev_url": url(page - 1) if page > 1 else "", "next_url": url(page + 1) if page < pages else "",
+        "page_size": PAGE_SIZE, "base_url": base_url,
         "full_phone": full, "statuses": STATUSES, "registered_via": REGISTERED_VIA,
     })
 

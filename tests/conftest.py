@@ -59,24 +59,50 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def _reset_pg(url: str) -> None:
+async def _fresh_pg_database(url: str) -> tuple[str, str | None]:
+    """A new, empty database for this run next to the configured one, so concurrent runs
+    never share tables; falls back to resetting the configured database's public schema when
+    the role may not create databases. Returns (url, name to drop afterwards)."""
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_{os.getpid()}_{secrets.token_hex(3)}"
     engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        return base.set(database=name).render_as_string(hide_password=False), name
+    except Exception:
+        async with engine.connect() as conn:
+            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        return url, None
+    finally:
+        await engine.dispose()
+
+
+async def _drop_pg_database(url: str, name: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture(scope="session")
-async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     if backend == "sqlite":
         path: Path = tmp_path_factory.mktemp("db") / "siyu-test.db"
         url = f"sqlite+aiosqlite:///{path}"
-    else:
-        url = _pg_async(PG_URL)
-        await _reset_pg(url)
+        await upgrade(url)
+        yield url
+        return
+    url, created = await _fresh_pg_database(_pg_async(PG_URL))
     await upgrade(url)
-    return url
+    yield url
+    if created:
+        await _drop_pg_database(_pg_async(PG_URL), created)
 
 
 @pytest.fixture(scope="session")

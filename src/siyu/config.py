@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     session_days: int = Field(default=7, ge=1, le=90)
     sms_code_ttl_seconds: int = Field(default=300, ge=60, le=3600)
     sms_provider: Literal["sandbox"] = "sandbox"
+    sms_sandbox_reveal: bool | None = None
     wechat_provider: Literal["sandbox", "wechat"] = "sandbox"
     login_max_failures: int = Field(default=5, ge=1, le=100)
     login_lockout_seconds: int = Field(default=900, ge=10, le=86400)
@@ -109,6 +110,16 @@ class Settings(BaseSettings):
         if self.jobs_broker == "auto":
             return "redis" if self.redis_url else "memory"
         return self.jobs_broker
+
+    @property
+    def reveal_sandbox_codes(self) -> bool:
+        """May pages show sandbox SMS codes to whoever asks? Never in production unless set,
+        since it would let anyone sign in as any phone number."""
+        if self.sms_provider != "sandbox":
+            return False
+        if self.sms_sandbox_reveal is not None:
+            return self.sms_sandbox_reveal
+        return self.env != "production"
 
     @property
     def secure_cookies(self) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_URL
+from tests.conftest import PG_URL, REDIS_URL, _drop_pg_database, _fresh_pg_database, _pg_async
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -36,9 +36,23 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def live_server(backend: str, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+async def live_database(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """The server gets a database of its own: its background relay must not take the events
+    that other tests publish and handle in this process."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('live-db') / 'live.db'}"
+        return
+    url, created = await _fresh_pg_database(_pg_async(PG_URL))
+    yield url
+    if created:
+        await _drop_pg_database(_pg_async(PG_URL), created)
+
+
+@pytest.fixture(scope="session")
+def live_server(backend: str, live_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not Path(CHROMIUM).exists():
         pytest.skip("browser tests skipped: Debian's chromium is not installed at /usr/bin/chromium")
+    database_url = live_database
     siyu = str(Path(sys.executable).with_name("siyu"))
     var = tmp_path_factory.mktemp("live-var")
     port = _free_port()
@@ -52,6 +66,7 @@ def live_server(backend: str, database_url: str, tmp_path_factory: pytest.TempPa
         "SIYU_OUTBOX_POLL_SECONDS": "0.2",
         "SIYU_REDIS_URL": REDIS_URL if backend == "postgres" else "",
     }
+    subprocess.run([siyu, "migrate"], env=env, check=True, capture_output=True, timeout=120)
     subprocess.run([siyu, "demo", "--customers", "10"], env=env, check=True, capture_output=True, timeout=120)
     log = open(var / "server.log", "wb")  # noqa: SIM115 - closed below
     procs = [subprocess.Popen([siyu, "serve", "--no-migrate", "--port", str(port)], env=env, stdout=log, stderr=log)]

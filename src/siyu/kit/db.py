@@ -132,12 +132,18 @@ class Database:
             try:
                 yield session
                 if readonly:
+                    # Detach first: a rollback expires loaded objects, which would make
+                    # everything read here unusable after the block (a commit does not,
+                    # since expire_on_commit=False).
+                    session.expunge_all()
                     await session.rollback()
                 else:
                     await session.commit()
             except BaseException:
                 await session.rollback()
                 raise
+            if readonly:
+                return  # rolled back: nothing was committed, so nothing runs "after commit"
             for cb in session.info["after_commit"]:
                 res = cb()
                 if res is not None:

@@ -176,11 +176,14 @@ class RedisKV:
 
     name = "redis"
 
-    def __init__(self, url: str, prefix: str = "siyu:") -> None:
-        from redis.asyncio import Redis
+    def __init__(self, url: str, prefix: str = "siyu:", *, max_connections: int = 100) -> None:
+        from redis.asyncio import BlockingConnectionPool, Redis
 
         self.prefix = prefix
-        self.redis = Redis.from_url(url, decode_responses=True)
+        # A blocking pool: a burst of more concurrent calls than connections (a flash sale)
+        # waits for a free connection instead of failing with "Too many connections".
+        pool = BlockingConnectionPool.from_url(url, decode_responses=True, max_connections=max_connections, timeout=20)
+        self.redis = Redis.from_pool(pool)
         self._hit = self.redis.register_script(_HIT)
         self._incr = self.redis.register_script(_INCR)
         self._take = self.redis.register_script(_TAKE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import AfterValidator, Field, StringConstraints
 
 MAX_ID = 2**63 - 1
@@ -39,3 +39,17 @@ Password = Annotated[str, StringConstraints(min_length=8, max_length=128), After
 Phone = Annotated[str, StringConstraints(max_length=20), AfterValidator(_phone)]
 ObjectId = Annotated[int, Field(ge=1, le=MAX_ID)]
 PathId = Annotated[int, Path(ge=1, le=MAX_ID, description="Object id")]
+
+
+def _no_control_opt(v: str | None) -> str | None:
+    return None if v is None else _no_control(v)
+
+
+#: ``?q=`` free-text search: trimmed, at most 100 characters, no control characters.
+SearchText = Annotated[
+    str | None,
+    Query(max_length=100, description="Free-text search"),
+    AfterValidator(_no_control_opt),
+]
+#: Any other free-text filter in a query string.
+FilterText = Annotated[str | None, Query(max_length=100), AfterValidator(_no_control_opt)]

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from siyu.kit.context import current_language
@@ -94,16 +94,29 @@ def install(app: FastAPI) -> None:
         msg = "Conflicts with existing data" if current_language().startswith("en") else "与已有数据冲突，请检查后重试"
         return problem(409, problem_body(409, "conflict", msg))
 
-    @app.exception_handler(DataError)
-    async def _data(request: Request, exc: DataError) -> Response:
-        log.warning("data error reached the edge", exc_info=exc)
-        msg = "A value is out of range or malformed" if current_language().startswith("en") else "提交的数值超出范围或格式不正确"
-        return problem(422, problem_body(422, "invalid_value", msg))
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(request: Request, exc: DBAPIError) -> Response:
+        # SQLSTATE class 22 is "data exception" (a NUL byte, a number out of range...): the
+        # client sent a value the database cannot store. Input types reject these first; this
+        # is the net under them. Anything else is our failure.
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+        if isinstance(exc, DataError) or sqlstate.startswith("22"):
+            log.warning("data error reached the edge", exc_info=exc)
+            msg = "A value is out of range or malformed" if current_language().startswith("en") else "提交的内容超出范围或格式不正确"
+            if wants_json(request):
+                return problem(422, problem_body(422, "invalid_value", msg))
+            return _page(request, 422, gettext("提交的内容有误"), msg)
+        return await unexpected_error_response(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error")
-        msg = "Something went wrong on our side" if current_language().startswith("en") else "服务器开小差了，请稍后再试"
-        if wants_json(request):
-            return problem(500, problem_body(500, "internal_error", msg))
-        return _page(request, 500, gettext("出错了"), msg)
+        return await unexpected_error_response(request, exc)
+
+
+async def unexpected_error_response(request: Request, exc: Exception) -> Response:
+    """A 500 for our own failure: logged with its traceback, shown without it."""
+    log.error("unhandled error", exc_info=exc)
+    msg = "Something went wrong on our side" if current_language().startswith("en") else "服务器开小差了，请稍后再试"
+    if wants_json(request):
+        return problem(500, problem_body(500, "internal_error", msg))
+    return _page(request, 500, gettext("出错了"), msg)

@@ -59,13 +59,26 @@ class RequestContextMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
+                status_holder["started"] = True
                 status_holder["status"] = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*list(message["headers"]), (b"x-request-id", rid.encode())]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except Exception as exc:
+                if status_holder.get("started"):
+                    raise
+                # Render the 500 here, while the request id and language are still set, so the
+                # response carries X-Request-ID (the key to the logged traceback).
+                from starlette.requests import Request
+
+                from siyu.web.errors import unexpected_error_response
+
+                response = await unexpected_error_response(Request(scope), exc)
+                await response(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")

@@ -8,22 +8,23 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from siyu.staff.access import PlatformPrincipal, StaffPrincipal
+from siyu.web.forms import take_flash
 from siyu.web.nav import console_nav
-from siyu.web.templating import env, render
+from siyu.web.templating import render
 
 
 def console_page(request: Request, me: StaffPrincipal, template: str, context: dict[str, Any] | None = None,
                  status_code: int = 200) -> HTMLResponse:
     request.state.csrf_token = me.csrf_token or ""
-    env.globals["_tz"] = me.scope.timezone
     ctx: dict[str, Any] = {
         "area": "console",
+        "tz": me.scope.timezone,
         "me": me,
         "nav": console_nav(me, request.url.path),
         "tenant_name": me.tenant_name,
         "staff_name": me.name,
         "role_name": me.role_name,
-        "flash": _pop_flash(request),
+        "flash": pop_flash(request),
     }
     ctx.update(context or {})
     resp = render(request, template, ctx, status_code=status_code)
@@ -39,7 +40,7 @@ def platform_page(request: Request, me: PlatformPrincipal, template: str, contex
 
     nav = [NavGroup("平台运营", [NavItem("商家管理", "/platform", "🏢", active=True)])]
     ctx: dict[str, Any] = {"area": "platform", "me": me, "nav": nav, "tenant_name": "", "staff_name": me.name,
-                           "role_name": "平台运营", "flash": _pop_flash(request)}
+                           "role_name": "平台运营", "flash": pop_flash(request)}
     ctx.update(context or {})
     resp = render(request, template, ctx, status_code=status_code)
     if ctx["flash"]:
@@ -47,14 +48,8 @@ def platform_page(request: Request, me: PlatformPrincipal, template: str, contex
     return resp
 
 
-def _pop_flash(request: Request) -> dict[str, str] | None:
-    raw = request.cookies.get("siyu_flash")
-    if not raw or ":" not in raw:
-        return None
-    kind, _, message = raw.partition(":")
-    from urllib.parse import unquote
-
-    return {"kind": kind if kind in ("success", "error") else "success", "message": unquote(message)[:300]}
+def pop_flash(request: Request) -> dict[str, str] | None:
+    return take_flash(request)
 
 
 def flash(response: Any, message: str, kind: str = "success") -> Any:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 
 from siyu import __version__
 from siyu.kit.context import current_language
@@ -39,13 +41,12 @@ def _fen(value: int | None) -> str:
     return f"{sign}¥{value // 100:,}.{value % 100:02d}"
 
 
-def _dt(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+@pass_context
+def _dt(ctx: Any, value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """Format a UTC datetime in the page's time zone (``tz`` in the context: the tenant's)."""
     if value is None:
         return ""
-    from zoneinfo import ZoneInfo
-
-    tz = env.globals.get("_tz", "Asia/Shanghai")
-    return str(value.astimezone(ZoneInfo(str(tz))).strftime(fmt))
+    return str(value.astimezone(ZoneInfo(str(ctx.get("tz") or "Asia/Shanghai"))).strftime(fmt))
 
 
 env.filters["fen"] = _fen

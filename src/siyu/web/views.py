@@ -11,21 +11,16 @@ from siyu.kit.context import current_language
 from siyu.kit.errors import NotFound
 from siyu.kit.i18n import LANGUAGES
 from siyu.staff.access import CurrentStaff
+from siyu.web.forms import safe_next
 from siyu.web.nav import COMING
 from siyu.web.page import console_page
 
 router = APIRouter(include_in_schema=False)
 
 
-def _safe_next(value: str | None) -> str:
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/admin"
-
-
 @router.post("/lang")
 async def switch_language(lang: Annotated[str, Form(max_length=10)], next: Annotated[str, Form(max_length=500)] = "/admin") -> Response:
-    resp = RedirectResponse(_safe_next(next), status_code=303)
+    resp = RedirectResponse(safe_next(next), status_code=303)
     if lang in LANGUAGES:
         resp.set_cookie("siyu_lang", lang, max_age=365 * 86400, samesite="lax", path="/")
     return resp

@@ -27,7 +27,7 @@ from siyu.kit.errors import BadRequest
 from siyu.kit.pagination import Page, Pages
 from siyu.kit.security import mask_phone
 from siyu.kit.sessions import revoke_session
-from siyu.kit.types import PathId
+from siyu.kit.types import PathId, SearchText
 from siyu.kit.web import ADMIN_ERRORS, UoW, clear_cookie, client_ip, runtime, set_session_cookie
 from siyu.staff.access import StaffPrincipal, require
 
@@ -143,7 +143,7 @@ def _admin_out(c, full_phone: bool) -> CustomerAdminOut:
 
 @admin.get("/customers", response_model=Page[CustomerAdminOut], summary="List customers")
 async def list_customers(session: UoW, pages: Pages, me: Annotated[StaffPrincipal, require("customers.read")],
-                         q: Annotated[str | None, Query(max_length=100, description="Nickname contains, or exact phone")] = None,
+                         q: SearchText = None,
                          status: Annotated[str | None, Query(pattern="^(active|blocked)$")] = None) -> Page[CustomerAdminOut]:
     rows, total = await service.list_customers(session, me.scope, q=q, status=status, offset=pages.offset, limit=pages.page_size)
     full = me.can("customers.phone")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import or_, select, update
 
@@ -25,6 +26,13 @@ class Customers(TenantRepository[Customer]):
             stmt = stmt.where(Customer.status == status)
         total = await self.count(stmt)
         return await self.list(stmt.order_by(Customer.id.desc()).offset(offset).limit(limit)), total
+
+
+    async def count_since(self, since: datetime | None) -> int:
+        stmt = self.select().where(Customer.status != "merged")
+        if since is not None:
+            stmt = stmt.where(Customer.created_at >= since)
+        return await self.count(stmt)
 
 
 class Identities(TenantRepository[CustomerIdentity]):

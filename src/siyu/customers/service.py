@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -267,6 +267,11 @@ async def identities_of(session: AsyncSession, scope: TenantScope, customer_id: 
 async def list_customers(session: AsyncSession, scope: TenantScope, *, q: str | None = None, status: str | None = None,
                          offset: int = 0, limit: int = 20) -> tuple[Sequence[Customer], int]:
     return await Customers(session, scope.id).search(q, status, offset, limit)
+
+
+async def count_customers(session: AsyncSession, scope: TenantScope, *, since: datetime | None = None) -> int:
+    """Customers (not merged away), optionally only those registered since ``since``."""
+    return await Customers(session, scope.id).count_since(since)
 
 
 async def update_nickname(session: AsyncSession, scope: TenantScope, customer_id: int, nickname: str) -> Customer:

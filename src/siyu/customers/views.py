@@ -16,7 +16,7 @@ import math
 import re
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request
@@ -25,19 +25,27 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu.customers import service
-from siyu.customers.access import CUSTOMER_COOKIE, CurrentShop, CurrentShopper, OptionalShopper, Shop, ShopperSession
+from siyu.customers.access import (
+    CUSTOMER_COOKIE,
+    CurrentShop,
+    CurrentShopper,
+    OptionalShopper,
+    Shop,
+    ShopperSession,
+)
 from siyu.customers.api import mini_program
 from siyu.customers.schemas import BindPhone, ProfileUpdate, SmsLogin, WechatLogin
-from siyu.kit.errors import DomainError, Forbidden, NotFound
+from siyu.kit.errors import NotFound
 from siyu.kit.i18n import gettext as _
 from siyu.kit.security import mask_phone
 from siyu.kit.sessions import revoke_session
 from siyu.kit.types import PathId
-from siyu.kit.web import UoW, client_ip, clear_cookie, runtime, set_session_cookie
+from siyu.kit.web import UoW, clear_cookie, client_ip, runtime, set_session_cookie
 from siyu.staff import service as staff_service
 from siyu.staff.access import StaffPrincipal, require
 from siyu.tenants import service as tenants_service
 from siyu.web import i18n_store  # noqa: F401  (registers the English of these pages)
+from siyu.web.forms import FLASH_COOKIE, attempt, check_origin, safe_next, take_flash
 from siyu.web.page import console_page, flash
 from siyu.web.templating import render
 
@@ -45,7 +53,6 @@ router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 20
 _CODE_IN_SMS = re.compile(r"(\d{4,8})")
-FLASH_COOKIE = "siyu_flash"
 
 IDENTITY_KINDS = {
     "phone": "手机号",
@@ -60,47 +67,10 @@ STATUSES = {"active": "正常", "blocked": "已停用", "merged": "已合并"}
 # -- shared helpers ---------------------------------------------------------------------------
 
 
-def _safe_next(value: str | None, fallback: str) -> str:
-    """A local path to go to after signing in; anything else (other sites, ``//host``) is ignored."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value and len(value) <= 500:
-        return value
-    return fallback
-
-
-def _check_origin(request: Request) -> None:
-    """Cross-site form posts carry a foreign ``Origin``; refuse them on the session-less forms."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return
-    allowed = {request.headers.get("host", "").lower(), urlsplit(runtime(request).settings.public_base_url).netloc.lower()}
-    netloc = urlsplit(origin).netloc.lower() if origin != "null" else ""
-    if not netloc or netloc not in allowed:
-        raise Forbidden("origin_mismatch", "请求来源不受信任，请刷新页面后重试",
-                        "The request came from another site; reload the page and try again")
-
-
-def _take_flash(request: Request) -> dict[str, str] | None:
-    raw = request.cookies.get(FLASH_COOKIE)
-    if not raw or ":" not in raw:
-        return None
-    kind, _sep, message = raw.partition(":")
-    return {"kind": kind if kind in ("success", "error") else "success", "message": unquote(message)[:300]}
-
-
 def _local(value: datetime | None, tz: str, fmt: str = "%Y-%m-%d") -> str:
     if value is None:
         return ""
     return value.astimezone(ZoneInfo(tz)).strftime(fmt)
-
-
-async def _attempt(session: AsyncSession, call: Any) -> tuple[Any, DomainError | None]:
-    """Run a service call in a savepoint: a domain error rolls back only what the call wrote
-    and comes back as a value, so the page can show it next to the form."""
-    try:
-        async with session.begin_nested():
-            return await call(), None
-    except DomainError as exc:
-        return None, exc
 
 
 def _field_problem(exc: ValidationError, messages: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -117,7 +87,7 @@ def _field_problem(exc: ValidationError, messages: dict[str, str]) -> tuple[str,
 
 
 def _sms_sandbox(request: Request) -> bool:
-    return runtime(request).settings.sms_provider == "sandbox"
+    return runtime(request).settings.reveal_sandbox_codes
 
 
 def _wechat_sandbox(request: Request) -> bool:
@@ -137,7 +107,7 @@ def _store_page(request: Request, shop: Shop, template: str, context: dict[str, 
         "base": base,
         "customer": customer,
         "active_tab": active_tab,
-        "flash": _take_flash(request),
+        "flash": take_flash(request),
         "sms_sandbox": _sms_sandbox(request),
         "wechat_sandbox": _wechat_sandbox(request),
     }
@@ -192,8 +162,8 @@ async def login_page(request: Request, shopper: OptionalShopper,
                      next: Annotated[str, Query(max_length=500)] = "") -> Response:
     me_url = f"/m/{shopper.shop.scope.code}/me"
     if shopper.customer is not None:
-        return RedirectResponse(_safe_next(next, me_url), status_code=303)
-    return _login_page(request, shopper.shop, next_url=_safe_next(next, ""))
+        return RedirectResponse(safe_next(next, me_url), status_code=303)
+    return _login_page(request, shopper.shop, next_url=safe_next(next, ""))
 
 
 @router.post("/m/{shop}/login")
@@ -201,20 +171,21 @@ async def login_submit(request: Request, session: UoW, shop: CurrentShop,
                        phone: Annotated[str, Form(max_length=30)] = "",
                        code: Annotated[str, Form(max_length=20)] = "",
                        next: Annotated[str, Form(max_length=500)] = "") -> Response:
-    _check_origin(request)
-    next_url = _safe_next(next, "")
+    check_origin(request)
+    next_url = safe_next(next, "")
     try:
         data = SmsLogin(phone=phone, code=code.strip())
     except ValidationError as exc:
         error, fields = _field_problem(exc, {"phone": "请输入正确的 11 位手机号", "code": "请输入短信验证码"})
         return _login_page(request, shop, next_url=next_url, phone=phone.strip(), error=error, fields=fields, status_code=422)
     rt = runtime(request)
-    signed, err = await _attempt(session, lambda: service.login_with_code(
+    signed, err = await attempt(session, lambda: service.login_with_code(
         session, rt.kv, rt.secret_key, shop.scope, data.phone, data.code, days=rt.settings.session_days,
         ip=client_ip(request), user_agent=request.headers.get("user-agent")))
     if err is not None:
         return _login_page(request, shop, next_url=next_url, phone=data.phone, error=err.message(),
                            fields={"code": err.message()} if err.code.startswith("sms_code") else {}, status_code=err.status)
+    assert signed is not None
     return _signed_in(request, shop, signed, next_url)
 
 
@@ -231,20 +202,21 @@ async def login_wechat(request: Request, session: UoW, shop: CurrentShop,
                        next: Annotated[str, Form(max_length=500)] = "") -> Response:
     """Sandbox only: a browser cannot run ``wx.login``; the sandbox turns any code into a
     stable openid so the WeChat flow (and merging it with a phone) can be tried on H5."""
-    _check_origin(request)
+    check_origin(request)
     if not _wechat_sandbox(request):
         raise NotFound("page_not_found", "页面不存在", "No such page")
-    next_url = _safe_next(next, "")
+    next_url = safe_next(next, "")
     try:
         data = WechatLogin(code=code.strip())
     except ValidationError:
         return _login_page(request, shop, next_url=next_url, error=_("请填写沙箱微信身份标识"), wechat_code=code, status_code=422)
     rt = runtime(request)
-    signed, err = await _attempt(session, lambda: service.login_with_wechat(
+    signed, err = await attempt(session, lambda: service.login_with_wechat(
         session, mini_program(request, shop.settings), shop.scope, data.code, days=rt.settings.session_days,
         ip=client_ip(request), user_agent=request.headers.get("user-agent")))
     if err is not None:
         return _login_page(request, shop, next_url=next_url, error=err.message(), wechat_code=data.code, status_code=err.status)
+    assert signed is not None
     return _signed_in(request, shop, signed, next_url)
 
 
@@ -328,12 +300,13 @@ async def me_bind_phone(request: Request, session: UoW, me: CurrentShopper,
         return await _me_page(request, session, me, errors={f"bind_{k}": v for k, v in fields.items()}, values=values,
                               status_code=422)
     rt = runtime(request)
-    result, err = await _attempt(session, lambda: service.bind_phone(
+    result, err = await attempt(session, lambda: service.bind_phone(
         session, rt.kv, rt.secret_key, me.shop.scope, me.customer.id, data.phone, data.code,  # type: ignore[union-attr]
         days=rt.settings.session_days))
     if err is not None:
         key = "bind_code" if err.code.startswith("sms_code") else "bind_phone"
         return await _me_page(request, session, me, errors={key: err.message()}, values=values, status_code=err.status)
+    assert result is not None
     resp = RedirectResponse(f"/m/{me.shop.scope.code}/me", status_code=303)
     if result.session is not None:
         # This account was merged into the older one that owned the phone: continue as that one.
@@ -403,9 +376,10 @@ async def customer_set_status(customer_id: PathId, session: UoW,
     resp = RedirectResponse(f"/admin/customers/{customer_id}", status_code=303)
     if status not in ("active", "blocked"):
         return flash(resp, _("未知的客户状态"), "error")
-    c, err = await _attempt(session, lambda: service.set_status(session, me.scope, customer_id, status))
+    c, err = await attempt(session, lambda: service.set_status(session, me.scope, customer_id, status))
     if err is not None:
         if err.status == 404:
             raise err
         return flash(resp, err.message(), "error")
+    assert c is not None
     return flash(resp, _("已停用该客户，其登录会话已失效") if c.status == "blocked" else _("已恢复该客户"))

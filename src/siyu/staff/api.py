@@ -10,7 +10,7 @@ from siyu.kit.context import Actor, actor_var, current_language
 from siyu.kit.pagination import Page, Pages
 from siyu.kit.security import mask_phone
 from siyu.kit.sessions import create_session, revoke_session
-from siyu.kit.types import PathId
+from siyu.kit.types import FilterText, PathId, SearchText
 from siyu.kit.web import ADMIN_ERRORS, UoW, clear_cookie, client_ip, runtime, set_session_cookie
 from siyu.staff import service
 from siyu.staff.access import STAFF_COOKIE, CurrentStaff, StaffPrincipal, require
@@ -80,7 +80,7 @@ def _staff_out(s, me: StaffPrincipal) -> StaffOut:
 @router.get("/staff", response_model=Page[StaffOut], summary="List staff")
 async def list_staff(
     session: UoW, pages: Pages, me: Annotated[StaffPrincipal, require("staff.read")],
-    q: Annotated[str | None, Query(max_length=100, description="Name, username or phone contains")] = None,
+    q: SearchText = None,
     role_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     store_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     status: Annotated[str | None, Query(pattern="^(active|disabled)$")] = None,
@@ -174,9 +174,9 @@ async def revoke_token(token_id: PathId, session: UoW, me: Annotated[StaffPrinci
 @router.get("/audit-log", response_model=Page[AuditOut], summary="Staff actions, newest first")
 async def audit_log(
     session: UoW, pages: Pages, me: Annotated[StaffPrincipal, require("audit.read")],
-    action: Annotated[str | None, Query(max_length=80)] = None,
-    actor: Annotated[str | None, Query(max_length=100)] = None,
-    object_type: Annotated[str | None, Query(max_length=40)] = None,
+    action: FilterText = None,
+    actor: FilterText = None,
+    object_type: FilterText = None,
 ) -> Page[AuditOut]:
     rows, total = await service.audit_entries(session, me.scope, action=action, actor=actor, object_type=object_type,
                                               offset=pages.offset, limit=pages.page_size)
@@ -186,7 +186,7 @@ async def audit_log(
 @router.get("/sms-messages", response_model=Page[SmsOut], summary="SMS outbox (sandbox messages included)")
 async def sms_messages(
     session: UoW, pages: Pages, me: Annotated[StaffPrincipal, require("sms.read")],
-    phone: Annotated[str | None, Query(max_length=20, description="Exact phone number")] = None,
+    phone: FilterText = None,
 ) -> Page[SmsOut]:
     rows, total = await service.sms_messages(session, me.scope, phone=phone, offset=pages.offset, limit=pages.page_size)
     full = me.can("customers.phone")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from siyu.kit.context import Actor, actor_var
 from siyu.kit.pagination import Page, Pages
 from siyu.kit.sessions import create_session, revoke_session
-from siyu.kit.types import PathId
+from siyu.kit.types import PathId, SearchText
 from siyu.kit.web import ADMIN_ERRORS, UoW, clear_cookie, client_ip, runtime, set_session_cookie
 from siyu.staff.access import PLATFORM_COOKIE, CurrentPlatform, StaffPrincipal, require
 from siyu.staff.schemas import LoginIn
@@ -42,7 +42,7 @@ async def update_settings(body: TenantSettingsUpdate, session: UoW,
 
 @admin.get("/stores", response_model=Page[StoreOut], summary="List stores (门店)")
 async def list_stores(session: UoW, pages: Pages, me: Annotated[StaffPrincipal, require("stores.read")],
-                      q: Annotated[str | None, Query(max_length=100)] = None) -> Page[StoreOut]:
+                      q: SearchText = None) -> Page[StoreOut]:
     rows, total = await service.list_stores(session, me.scope, q, pages.offset, pages.page_size)
     return Page(items=[StoreOut.model_validate(r) for r in rows], total=total, page=pages.page, page_size=pages.page_size)
 
@@ -91,7 +91,7 @@ async def platform_logout(request: Request, session: UoW, me: CurrentPlatform) -
 
 @platform.get("/tenants", response_model=Page[TenantOut], summary="List tenants")
 async def list_tenants(session: UoW, pages: Pages, me: CurrentPlatform,
-                       q: Annotated[str | None, Query(max_length=100)] = None,
+                       q: SearchText = None,
                        status: Annotated[str | None, Query(pattern="^(active|suspended)$")] = None) -> Page[TenantOut]:
     rows, total = await service.list_tenants(session, q, status, pages.offset, pages.page_size)
     return Page(items=[TenantOut.model_validate(r) for r in rows], total=total, page=pages.page, page_size=pages.page_size)

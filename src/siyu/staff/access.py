@@ -45,6 +45,10 @@ class StaffPrincipal:
     def can(self, permission: str) -> bool:
         return permission in self.permissions
 
+    @property
+    def grantor(self) -> service.Grantor:
+        return service.Grantor(self.permissions, self.role_code == "owner")
+
 
 @dataclass(frozen=True, slots=True)
 class PlatformPrincipal:

@@ -92,7 +92,7 @@ async def list_staff(
 
 @router.post("/staff", response_model=StaffOut, status_code=201, summary="Create a staff account")
 async def create_staff(body: StaffCreate, session: UoW, me: Annotated[StaffPrincipal, require("staff.write")]) -> StaffOut:
-    return _staff_out(await service.create_staff(session, me.scope, body), me)
+    return _staff_out(await service.create_staff(session, me.scope, body, me.grantor), me)
 
 
 @router.get("/staff/{staff_id}", response_model=StaffOut, summary="One staff account")
@@ -103,13 +103,13 @@ async def get_staff(staff_id: PathId, session: UoW, me: Annotated[StaffPrincipal
 @router.patch("/staff/{staff_id}", response_model=StaffOut, summary="Change a staff account (role, store, status...)")
 async def update_staff(staff_id: PathId, body: StaffUpdate, session: UoW,
                        me: Annotated[StaffPrincipal, require("staff.write")]) -> StaffOut:
-    return _staff_out(await service.update_staff(session, me.scope, staff_id, body), me)
+    return _staff_out(await service.update_staff(session, me.scope, staff_id, body, me.grantor), me)
 
 
 @router.post("/staff/{staff_id}/password", status_code=204, summary="Set a new password (signs the person out everywhere)")
 async def reset_password(staff_id: PathId, body: PasswordReset, session: UoW,
                          me: Annotated[StaffPrincipal, require("staff.write")]) -> Response:
-    await service.reset_password(session, me.scope, staff_id, body.password)
+    await service.reset_password(session, me.scope, staff_id, body.password, me.grantor)
     return Response(status_code=204)
 
 
@@ -129,7 +129,7 @@ async def list_roles(session: UoW, me: Annotated[StaffPrincipal, require("staff.
 
 @router.post("/roles", response_model=RoleOut, status_code=201, summary="Create a role")
 async def create_role(body: RoleIn, session: UoW, me: Annotated[StaffPrincipal, require("roles.write")]) -> RoleOut:
-    return RoleOut.model_validate(await service.create_role(session, me.scope, body))
+    return RoleOut.model_validate(await service.create_role(session, me.scope, body, me.grantor))
 
 
 @router.get("/roles/{role_id}", response_model=RoleOut, summary="One role")
@@ -140,7 +140,7 @@ async def get_role(role_id: PathId, session: UoW, me: Annotated[StaffPrincipal, 
 @router.patch("/roles/{role_id}", response_model=RoleOut, summary="Rename a role or change its permissions")
 async def update_role(role_id: PathId, body: RoleUpdate, session: UoW,
                       me: Annotated[StaffPrincipal, require("roles.write")]) -> RoleOut:
-    return RoleOut.model_validate(await service.update_role(session, me.scope, role_id, body))
+    return RoleOut.model_validate(await service.update_role(session, me.scope, role_id, body, me.grantor))
 
 
 @router.delete("/roles/{role_id}", status_code=204, summary="Delete an unused custom role")
@@ -159,7 +159,7 @@ async def list_tokens(session: UoW, me: Annotated[StaffPrincipal, require("token
 
 @router.post("/api-tokens", response_model=TokenCreated, status_code=201, summary="Create an API token (shown once)")
 async def create_token(body: TokenCreate, session: UoW, me: Annotated[StaffPrincipal, require("tokens.manage")]) -> TokenCreated:
-    tok, raw = await service.create_token(session, me.scope, body, me.staff_id)
+    tok, raw = await service.create_token(session, me.scope, body, me.staff_id, me.grantor)
     return TokenCreated(**TokenOut.model_validate(tok).model_dump(), token=raw)
 
 

@@ -44,7 +44,8 @@ class ApiToken(IdMixin, TenantMixin, Base):
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    role_id: Mapped[int] = mapped_column(BigID, ForeignKey("roles.id"))
+    # A revoked token keeps its row for the record; deleting its old role clears the link.
+    role_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("roles.id", ondelete="SET NULL"), nullable=True)
     created_by: Mapped[int | None] = mapped_column(BigID, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -129,7 +129,7 @@ class TokenOut(BaseModel):
     id: int
     name: str
     prefix: str
-    role_id: int
+    role_id: int | None = Field(description="Empty once the token's role was deleted (only possible after revocation)")
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None

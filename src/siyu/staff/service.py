@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu.kit import audit, clock, loginguard
-from siyu.kit.errors import Conflict, Unauthorized, ValidationFailed
+from siyu.kit.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 from siyu.kit.kv import KV
 from siyu.kit.security import (
     hash_password,
@@ -33,6 +33,40 @@ from siyu.staff.schemas import RoleIn, RoleUpdate, StaffCreate, StaffUpdate, Tok
 
 TOKEN_PREFIX = "sy_"  # noqa: S105 - a public prefix that makes leaked tokens recognisable
 _STAFF_FIELDS = ["username", "name", "phone", "email", "role_id", "store_id", "status"]
+
+
+@dataclass(frozen=True, slots=True)
+class Grantor:
+    """Who is handing out access. Nobody may give a role, token or permission beyond their
+    own, nor manage an account that holds more than they do; only an owner hands out or
+    manages the owner role. Without this, anyone with ``staff.write`` could make themselves
+    owner."""
+
+    permissions: frozenset[str]
+    is_owner: bool
+
+
+SYSTEM_GRANTOR = Grantor(ALL_CODES, True)
+
+
+def _beyond(grantor: Grantor, role: Role) -> list[str]:
+    return sorted(effective_permissions(role) - grantor.permissions)
+
+
+def ensure_may_grant(grantor: Grantor, role: Role) -> None:
+    if role.code == "owner" and not grantor.is_owner:
+        raise Forbidden("role_beyond_own", "只有店主可以授予店主角色", "Only an owner can give the owner role")
+    missing = _beyond(grantor, role)
+    if missing:
+        raise Forbidden("role_beyond_own", f"不能授予超出自己权限范围的角色（{role.name}），缺少：{', '.join(missing)}",
+                        f"You cannot give a role ({role.name}) with permissions you do not hold: {', '.join(missing)}",
+                        extra={"missing": missing})
+
+
+async def _ensure_may_manage(session: AsyncSession, scope: TenantScope, grantor: Grantor, staff: Staff) -> None:
+    role = await Roles(session, scope.id).get(staff.role_id)
+    if role is not None and ((role.code == "owner" and not grantor.is_owner) or _beyond(grantor, role)):
+        raise Forbidden("staff_beyond_own", "不能管理权限高于自己的员工", "You cannot manage a staff member who holds more permissions than you")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +148,7 @@ async def authenticate_token(session: AsyncSession, raw: str) -> TokenAuth | Non
     tok = await logins.token_by_hash(hash_token(raw))
     if tok is None or tok.revoked_at is not None or (tok.expires_at and tok.expires_at <= clock.now()):
         return None
-    role = await logins.role(tok.role_id)
+    role = await logins.role(tok.role_id) if tok.role_id is not None else None
     return TokenAuth(tok, role) if role else None
 
 
@@ -138,19 +172,26 @@ async def get_staff(session: AsyncSession, scope: TenantScope, staff_id: int) ->
     return await StaffRepo(session, scope.id).get_or_404(staff_id)
 
 
-async def _check_refs(session: AsyncSession, scope: TenantScope, role_id: int | None, store_id: int | None) -> None:
-    if role_id is not None and await Roles(session, scope.id).get(role_id) is None:
-        raise ValidationFailed("role_not_found", "角色不存在", "Role not found", fields=[{"field": "role_id", "message": "no such role"}])
+async def _check_refs(session: AsyncSession, scope: TenantScope, role_id: int | None, store_id: int | None) -> Role | None:
+    role = None
+    if role_id is not None:
+        role = await Roles(session, scope.id).get(role_id)
+        if role is None:
+            raise ValidationFailed("role_not_found", "角色不存在", "Role not found", fields=[{"field": "role_id", "message": "no such role"}])
     if store_id is not None:
         from siyu.tenants import service as tenants_service  # imported late: tenants imports staff
 
         if not await tenants_service.store_exists(session, scope, store_id):
             raise ValidationFailed("store_not_found", "门店不存在", "Store not found", fields=[{"field": "store_id", "message": "no such store"}])
+    return role
 
 
-async def create_staff(session: AsyncSession, scope: TenantScope, data: StaffCreate) -> Staff:
+async def create_staff(session: AsyncSession, scope: TenantScope, data: StaffCreate,
+                       grantor: Grantor = SYSTEM_GRANTOR) -> Staff:
+    role = await _check_refs(session, scope, data.role_id, data.store_id)
+    assert role is not None
+    ensure_may_grant(grantor, role)
     await ensure_username_free(session, data.username)
-    await _check_refs(session, scope, data.role_id, data.store_id)
     staff = StaffRepo(session, scope.id).add(Staff(
         username=data.username, name=data.name, password_hash=hash_password(data.password), role_id=data.role_id,
         phone=data.phone, email=data.email, store_id=data.store_id,
@@ -170,10 +211,14 @@ async def _guard_last_owner(session: AsyncSession, scope: TenantScope, staff: St
         raise Conflict("last_owner", "至少需要保留一位启用状态的店主", "At least one active owner must remain")
 
 
-async def update_staff(session: AsyncSession, scope: TenantScope, staff_id: int, data: StaffUpdate) -> Staff:
+async def update_staff(session: AsyncSession, scope: TenantScope, staff_id: int, data: StaffUpdate,
+                       grantor: Grantor = SYSTEM_GRANTOR) -> Staff:
     staff = await StaffRepo(session, scope.id).get_or_404(staff_id)
+    await _ensure_may_manage(session, scope, grantor, staff)
     changes = data.model_dump(exclude_unset=True)
-    await _check_refs(session, scope, changes.get("role_id"), changes.get("store_id"))
+    new_role = await _check_refs(session, scope, changes.get("role_id"), changes.get("store_id"))
+    if new_role is not None and new_role.id != staff.role_id:
+        ensure_may_grant(grantor, new_role)
     await _guard_last_owner(session, scope, staff, changes.get("role_id"), changes.get("status"))
     before = audit.snapshot(staff, _STAFF_FIELDS)
     for k, v in changes.items():
@@ -188,8 +233,10 @@ async def update_staff(session: AsyncSession, scope: TenantScope, staff_id: int,
     return staff
 
 
-async def reset_password(session: AsyncSession, scope: TenantScope, staff_id: int, password: str) -> Staff:
+async def reset_password(session: AsyncSession, scope: TenantScope, staff_id: int, password: str,
+                         grantor: Grantor = SYSTEM_GRANTOR) -> Staff:
     staff = await StaffRepo(session, scope.id).get_or_404(staff_id)
+    await _ensure_may_manage(session, scope, grantor, staff)
     staff.password_hash = hash_password(password)
     await revoke_principal(session, "staff", staff.id)
     audit.record(session, tenant_id=scope.id, action="staff.reset_password", object_type="staff", object_id=staff.id)
@@ -199,11 +246,15 @@ async def reset_password(session: AsyncSession, scope: TenantScope, staff_id: in
 # -- roles -----------------------------------------------------------------------------------
 
 
-def _check_permissions(perms: list[str]) -> list[str]:
+def _check_permissions(perms: list[str], grantor: Grantor) -> list[str]:
     unknown = sorted(set(perms) - ALL_CODES)
     if unknown:
         raise ValidationFailed("unknown_permission", f"未知权限：{', '.join(unknown)}", f"Unknown permission(s): {', '.join(unknown)}",
                                fields=[{"field": "permissions", "message": f"unknown: {', '.join(unknown)}"}])
+    missing = sorted(set(perms) - grantor.permissions)
+    if missing:
+        raise Forbidden("permission_beyond_own", f"不能授予自己没有的权限：{', '.join(missing)}",
+                        f"You cannot grant permissions you do not hold: {', '.join(missing)}", extra={"missing": missing})
     return sorted(set(perms))
 
 
@@ -215,29 +266,32 @@ async def get_role(session: AsyncSession, scope: TenantScope, role_id: int) -> R
     return await Roles(session, scope.id).get_or_404(role_id)
 
 
-async def create_role(session: AsyncSession, scope: TenantScope, data: RoleIn) -> Role:
+async def create_role(session: AsyncSession, scope: TenantScope, data: RoleIn, grantor: Grantor = SYSTEM_GRANTOR) -> Role:
     repo = Roles(session, scope.id)
     if await repo.by_code(data.code):
         raise Conflict("role_code_taken", f"角色编码 {data.code} 已存在", f"Role code {data.code} already exists")
     role = repo.add(Role(code=data.code, name=data.name, description=data.description,
-                         permissions=_check_permissions(list(data.permissions)), is_system=False))
+                         permissions=_check_permissions(list(data.permissions), grantor), is_system=False))
     await session.flush()
     audit.record(session, tenant_id=scope.id, action="role.create", object_type="role", object_id=role.id,
                  after={"code": role.code, "name": role.name, "permissions": role.permissions})
     return role
 
 
-async def update_role(session: AsyncSession, scope: TenantScope, role_id: int, data: RoleUpdate) -> Role:
+async def update_role(session: AsyncSession, scope: TenantScope, role_id: int, data: RoleUpdate,
+                      grantor: Grantor = SYSTEM_GRANTOR) -> Role:
     role = await Roles(session, scope.id).get_or_404(role_id)
     if role.code == "owner":
         raise Conflict("owner_role_locked", "店主角色拥有全部权限，不能修改", "The owner role always has every permission and cannot be edited")
+    if _beyond(grantor, role):
+        raise Forbidden("role_beyond_own", "不能修改权限超出自己范围的角色", "You cannot edit a role that holds permissions you do not")
     before = {"name": role.name, "description": role.description, "permissions": list(role.permissions)}
     if data.name is not None:
         role.name = data.name
     if "description" in data.model_fields_set:
         role.description = data.description
     if data.permissions is not None:
-        role.permissions = _check_permissions(data.permissions)
+        role.permissions = _check_permissions(data.permissions, grantor)
     await session.flush()
     audit.record(session, tenant_id=scope.id, action="role.update", object_type="role", object_id=role.id,
                  before=before, after={"name": role.name, "description": role.description, "permissions": list(role.permissions)})
@@ -263,9 +317,12 @@ async def list_tokens(session: AsyncSession, scope: TenantScope) -> Sequence[Api
     return await Tokens(session, scope.id).all()
 
 
-async def create_token(session: AsyncSession, scope: TenantScope, data: TokenCreate, created_by: int | None) -> tuple[ApiToken, str]:
-    if await Roles(session, scope.id).get(data.role_id) is None:
+async def create_token(session: AsyncSession, scope: TenantScope, data: TokenCreate, created_by: int | None,
+                       grantor: Grantor = SYSTEM_GRANTOR) -> tuple[ApiToken, str]:
+    role = await Roles(session, scope.id).get(data.role_id)
+    if role is None:
         raise ValidationFailed("role_not_found", "角色不存在", "Role not found", fields=[{"field": "role_id", "message": "no such role"}])
+    ensure_may_grant(grantor, role)
     raw = new_token(TOKEN_PREFIX)
     tok = Tokens(session, scope.id).add(ApiToken(
         name=data.name, prefix=raw[:10], token_hash=hash_token(raw), role_id=data.role_id, created_by=created_by,

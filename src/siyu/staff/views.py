@@ -359,7 +359,7 @@ async def staff_create(request: Request, session: UoW, me: Annotated[StaffPrinci
         errors = field_errors(exc, STAFF_FIELD_MESSAGES)
         return await _staff_new_page(request, session, me, values=values, errors=errors, status_code=422,
                                      message=first_error(errors))
-    staff, err = await attempt(session, lambda: service.create_staff(session, me.scope, data))
+    staff, err = await attempt(session, lambda: service.create_staff(session, me.scope, data, me.grantor))
     if err is not None or staff is None:
         assert err is not None
         errors = domain_field_errors(err, STAFF_FIELD_MESSAGES)
@@ -423,7 +423,7 @@ async def staff_update(staff_id: PathId, request: Request, session: UoW,
         errors = field_errors(exc, STAFF_FIELD_MESSAGES) if isinstance(exc, ValidationError) else {"role_id": _("请选择角色")}
         return await _staff_edit_page(request, session, me, staff_id, values=values, errors=errors, status_code=422,
                                       message=first_error(errors))
-    staff, err = await attempt(session, lambda: service.update_staff(session, me.scope, staff_id, data))
+    staff, err = await attempt(session, lambda: service.update_staff(session, me.scope, staff_id, data, me.grantor))
     if err is not None or staff is None:
         assert err is not None
         if err.status == 404:
@@ -452,7 +452,7 @@ async def staff_password(staff_id: PathId, request: Request, session: UoW,
         errors = {"password2": _("两次输入的密码不一致")}
         return await _staff_edit_page(request, session, me, staff_id, pw_errors=errors, status_code=422,
                                       message=errors["password2"])
-    staff = await service.reset_password(session, me.scope, staff_id, data.password)
+    staff = await service.reset_password(session, me.scope, staff_id, data.password, me.grantor)
     if staff.id == me.staff_id:
         resp = RedirectResponse("/admin/login", status_code=303)
         clear_cookie(resp, STAFF_COOKIE)
@@ -521,7 +521,7 @@ async def role_create(request: Request, session: UoW, me: Annotated[StaffPrincip
     except ValidationError as exc:
         errors = field_errors(exc, ROLE_FIELD_MESSAGES)
         return _role_page(request, me, role=None, values=values, errors=errors, status_code=422, message=first_error(errors))
-    role, err = await attempt(session, lambda: service.create_role(session, me.scope, data))
+    role, err = await attempt(session, lambda: service.create_role(session, me.scope, data, me.grantor))
     if err is not None or role is None:
         assert err is not None
         errors = {"code": err.message()} if err.code == "role_code_taken" else domain_field_errors(err, ROLE_FIELD_MESSAGES)
@@ -553,7 +553,7 @@ async def role_update(role_id: PathId, request: Request, session: UoW, me: Annot
     except (ValidationError, ValueError) as exc:
         errors = field_errors(exc, ROLE_FIELD_MESSAGES) if isinstance(exc, ValidationError) else {"name": _(ROLE_FIELD_MESSAGES["name"])}
         return _role_page(request, me, role=role, values=values, errors=errors, status_code=422, message=first_error(errors))
-    updated, err = await attempt(session, lambda: service.update_role(session, me.scope, role_id, data))
+    updated, err = await attempt(session, lambda: service.update_role(session, me.scope, role_id, data, me.grantor))
     if err is not None or updated is None:
         assert err is not None
         return _role_page(request, me, role=role, values=values, errors=domain_field_errors(err, ROLE_FIELD_MESSAGES),
@@ -580,7 +580,8 @@ async def role_delete(role_id: PathId, session: UoW, me: Annotated[StaffPrincipa
 def _token_row(t: ApiToken, role_names: dict[int, str]) -> dict[str, Any]:
     now = clock.now()
     status = "revoked" if t.revoked_at else ("expired" if t.expires_at and t.expires_at <= now else "active")
-    return {"t": t, "status": status, "role": role_names.get(t.role_id, f"#{t.role_id}")}
+    role = role_names.get(t.role_id, f"#{t.role_id}") if t.role_id is not None else _("（角色已删除）")
+    return {"t": t, "status": status, "role": role}
 
 
 async def _tokens_page(request: Request, session: AsyncSession, me: StaffPrincipal, *, values: dict[str, Any] | None = None,
@@ -617,13 +618,13 @@ async def token_create(request: Request, session: UoW, me: Annotated[StaffPrinci
         errors = field_errors(exc, TOKEN_FIELD_MESSAGES)
         return await _tokens_page(request, session, me, values=values, errors=errors, status_code=422,
                                   message=first_error(errors))
-    result, err = await attempt(session, lambda: service.create_token(session, me.scope, data, me.staff_id))
+    result, err = await attempt(session, lambda: service.create_token(session, me.scope, data, me.staff_id, me.grantor))
     if err is not None or result is None:
         assert err is not None
         return await _tokens_page(request, session, me, values=values, errors=domain_field_errors(err, TOKEN_FIELD_MESSAGES),
                                   status_code=err.status, message=err.message())
     token, raw = result
-    role = await service.get_role(session, me.scope, token.role_id)
+    role = await service.get_role(session, me.scope, data.role_id)
     resp = console_page(request, me, "console/tokens/created.html", {
         "title": _("令牌已创建"), "t": token, "raw": raw, "role": role,
     })

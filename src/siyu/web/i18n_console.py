@@ -213,6 +213,7 @@ register({
     "撤销于 %(time)s": "Revoked %(time)s",
     "已撤销令牌 %(name)s": "Token %(name)s revoked",
     "令牌已创建": "Token created",
+    "（角色已删除）": "(role deleted)",
     "令牌「%(name)s」已创建": "Token “%(name)s” created",
     "角色：%(role)s": "Role: %(role)s",
     "有效期至 %(date)s": "Expires %(date)s",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 12:20:55.342917
+Create Date: 2026-11-23 12:51:26.422149
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('prefix', sa.String(length=16), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
-    sa.Column('role_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('role_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('created_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('created_at', siyu.kit.db.UtcDateTime(timezone=True), nullable=False),
     sa.Column('expires_at', siyu.kit.db.UtcDateTime(timezone=True), nullable=True),
@@ -200,7 +200,7 @@ def upgrade() -> None:
     sa.Column('revoked_at', siyu.kit.db.UtcDateTime(timezone=True), nullable=True),
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.ForeignKeyConstraint(['role_id'], ['roles.id'], name=op.f('fk_api_tokens_role_id_roles')),
+    sa.ForeignKeyConstraint(['role_id'], ['roles.id'], name=op.f('fk_api_tokens_role_id_roles'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
     )

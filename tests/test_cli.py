@@ -164,7 +164,7 @@ def test_serve_answers_healthz(tmp_path: Path) -> None:
     env = {**_clean_environ(), "SIYU_VAR_DIR": str(var), "SIYU_LOG_JSON": "false", "SIYU_LOG_LEVEL": "WARNING"}
     port = _free_port()
     log = (tmp_path / "serve.log").open("w+b")
-    proc = subprocess.Popen([str(siyu), "serve", "--port", str(port)], env=env, cwd=tmp_path,  # noqa: S603
+    proc = subprocess.Popen([str(siyu), "serve", "--port", str(port)], env=env, cwd=tmp_path,
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 20

@@ -76,7 +76,7 @@ def live_server(backend: str, live_database: str, tmp_path_factory: pytest.TempP
     deadline = time.monotonic() + 30
     while True:
         try:
-            with urllib.request.urlopen(base + "/healthz", timeout=1) as r:  # noqa: S310 - local test server
+            with urllib.request.urlopen(base + "/healthz", timeout=1) as r:
                 if r.status == 200:
                     break
         except OSError:

@@ -4,6 +4,7 @@ starts and stops the runtime and the background loops."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -80,9 +81,16 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None,
     app.add_middleware(RequestContextMiddleware, default_language=settings.default_language)
     errors.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    media = settings.var_dir / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    app.mount("/media", StaticFiles(directory=str(media)), name="media")
     _include_routers(app)
     _health(app)
     return app
+
+
+#: Business modules, in the order their routers are included.
+MODULES = ("staff", "tenants", "customers", "catalog", "inventory", "payments")
 
 
 def load_modules() -> None:
@@ -91,13 +99,12 @@ def load_modules() -> None:
     Web processes get this from building the app; ``siyu worker`` calls it directly. A
     process that missed a module would mark that module's events done without running them.
     """
-    import siyu.customers.api
-    import siyu.customers.views
-    import siyu.kit.sms
-    import siyu.staff.api
-    import siyu.staff.views
-    import siyu.tenants.api
-    import siyu.tenants.views  # noqa: F401
+    for module in MODULES:
+        importlib.import_module(f"siyu.{module}.api")
+        importlib.import_module(f"siyu.{module}.views")
+        with contextlib.suppress(ModuleNotFoundError):
+            importlib.import_module(f"siyu.{module}.tasks")
+    import siyu.kit.sms  # noqa: F401
 
 
 def _include_routers(app: FastAPI) -> None:
@@ -115,6 +122,11 @@ def _include_routers(app: FastAPI) -> None:
         web_views.router, staff_views.router, tenants_views.router, customers_views.router,
     ):
         app.include_router(router)
+    for module in MODULES[3:]:
+        api = importlib.import_module(f"siyu.{module}.api")
+        for router in api.routers:
+            app.include_router(router)
+        app.include_router(importlib.import_module(f"siyu.{module}.views").router)
 
 
 def _health(app: FastAPI) -> None:

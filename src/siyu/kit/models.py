@@ -6,11 +6,15 @@ table definitions; no behaviour flows from here.
 
 from __future__ import annotations
 
+import siyu.catalog.models
 import siyu.customers.models
+import siyu.inventory.models
 import siyu.kit.audit
 import siyu.kit.outbox
 import siyu.kit.sessions
 import siyu.kit.sms
+import siyu.kit.storage
+import siyu.payments.models
 import siyu.staff.models
 import siyu.tenants.models  # noqa: F401
 from siyu.kit.db import Base

@@ -12,6 +12,7 @@ from typing import Any
 from siyu.config import Settings
 from siyu.kit.db import Database
 from siyu.kit.kv import KV, make_kv
+from siyu.kit.storage import LocalStorage, Storage
 
 
 @dataclass
@@ -20,7 +21,15 @@ class Runtime:
     db: Database
     kv: KV
     secret_key: str
+    storage: Storage | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def media(self) -> Storage:
+        """Where uploads go: the local ``var/media`` folder unless configured otherwise."""
+        if self.storage is None:
+            self.storage = LocalStorage(self.settings.var_dir / "media")
+        return self.storage
 
     async def close(self) -> None:
         await self.kv.close()

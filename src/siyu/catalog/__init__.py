@@ -1,0 +1,1 @@
+"""商品管理: categories, products (SPU) with a spec matrix of SKUs, images, import and export."""

@@ -140,6 +140,28 @@ def _reset_actor() -> None:
     actor_var.set(SYSTEM)
 
 
+def cheap_password_hashing(monkeypatch: Any) -> None:
+    """Hash passwords with argon2id at its cheapest for the tests.
+
+    These tests sign in through the forms many times and create tenants and staff; at the
+    production cost (~0.15 s per hash or check) hashing would be most of their run time.
+    The hashing itself is the same code path, only with lower work factors; hashes made with
+    the production factors still verify.
+    """
+    from argon2 import PasswordHasher
+
+    from siyu.kit import security
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(security, "_hasher", cheap)
+    monkeypatch.setattr(security, "_DUMMY_HASH", cheap.hash("siyu-dummy-password"))
+
+
+@pytest.fixture(autouse=True)
+def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    cheap_password_hashing(monkeypatch)
+
+
 _seq = itertools.count(1)
 
 
@@ -225,7 +247,11 @@ async def login_as(app, runtime: Runtime) -> AsyncIterator[Any]:  # type: ignore
                     t = await tenants_service.get_tenant(s, tenant.id)
                     await staff_service.create_staff(s, tenants_service.scope_of(t), StaffCreate(
                         username=username, name=f"{role} 员工", password=password, role_id=tenant.roles[role]))
-        c = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+        # Each signed-in client gets its own loopback address, so the per-address sign-in limit
+        # of one test never throttles another's.
+        n = next(_seq)
+        addr = f"127.{(n >> 16) & 255}.{(n >> 8) & 255}.{(n & 255) or 1}"
+        c = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(addr, 50000)), base_url="http://testserver")
         clients.append(c)
         r = await c.post("/api/admin/v1/auth/login", json={"username": username, "password": password})
         assert r.status_code == 200, r.text
@@ -251,9 +277,10 @@ async def latest_sms_code(runtime: Runtime, tenant_id: int, phone: str) -> str:
     from siyu.kit.sms import SmsMessage
 
     async with runtime.db.uow(readonly=True) as s:
-        msg = (await s.execute(
-            select(SmsMessage).where(SmsMessage.tenant_id == tenant_id, SmsMessage.phone == phone).order_by(SmsMessage.id.desc()).limit(1)
+        content = (await s.execute(
+            select(SmsMessage.content).where(SmsMessage.tenant_id == tenant_id, SmsMessage.phone == phone)
+            .order_by(SmsMessage.id.desc()).limit(1)
         )).scalar_one()
-    m = re.search(r"(\d{6})", msg.content)
-    assert m, msg.content
+    m = re.search(r"(\d{6})", content)
+    assert m, content
     return m.group(1)

@@ -79,9 +79,9 @@ OptionalShopper = Annotated[ShopperSession, Depends(_shopper)]
 async def _required(shopper: OptionalShopper, request: Request) -> ShopperSession:
     if shopper.customer is None:
         if not request.url.path.startswith("/api/"):
-            from siyu.staff.access import LoginRequired
+            from siyu.staff.access import LoginRequired, return_to
 
-            raise LoginRequired(f"/m/{shopper.shop.scope.code}/login?next={request.url.path}")
+            raise LoginRequired(f"/m/{shopper.shop.scope.code}/login?next={return_to(request)}")
         raise Unauthorized("unauthorized", "请先登录", "Sign in first")
     return shopper
 

@@ -28,6 +28,14 @@ class Customers(TenantRepository[Customer]):
         return await self.list(stmt.order_by(Customer.id.desc()).offset(offset).limit(limit)), total
 
 
+    async def lock_fresh(self, ids: list[int]) -> Sequence[Customer]:
+        """SELECT ... FOR UPDATE in the given order, refreshing objects already in the session."""
+        out = []
+        for cid in ids:
+            stmt = self.select().where(Customer.id == cid).with_for_update().execution_options(populate_existing=True)
+            out.append((await self.session.execute(stmt)).scalar_one())
+        return out
+
     async def count_since(self, since: datetime | None) -> int:
         stmt = self.select().where(Customer.status != "merged")
         if since is not None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from siyu.kit.types import Name, Phone
+from siyu.kit.types import Name, Phone, no_control
 
 
 class SmsCodeRequest(BaseModel):
@@ -30,7 +30,7 @@ class SmsLogin(BaseModel):
 
 class WechatLogin(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"code": "0a3Xyz000abc"}]})
-    code: str = Field(min_length=1, max_length=128, description="The code from wx.login()")
+    code: Annotated[str, AfterValidator(no_control)] = Field(min_length=1, max_length=128, description="The code from wx.login()")
 
 
 class BindPhone(SmsLogin):
@@ -59,7 +59,7 @@ class CustomerMe(BaseModel):
 
 
 class ProfileUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"nickname": "爱喝茶的小王"}]})
     nickname: Name
 
 
@@ -80,5 +80,5 @@ class CustomerAdminOut(BaseModel):
 
 
 class CustomerStatusIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"status": "blocked"}]})
     status: Literal["active", "blocked"]

@@ -139,15 +139,19 @@ def _default_nickname(phone: str | None) -> str:
     return f"用户{phone[-4:]}" if phone else "微信用户"
 
 
-async def _attach_new(session: AsyncSession, scope: TenantScope, customer: Customer, kind: str, value: str, app: str | None) -> None:
+async def _attach_new(session: AsyncSession, scope: TenantScope, customer: Customer, kind: str, value: str,
+                      app: str | None) -> bool:
+    """Attach an identity nobody holds. False when a concurrent request attached it first:
+    the caller must then treat it as held by someone else (and merge), not as ours."""
     try:
         async with session.begin_nested():
             Identities(session, scope.id).add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value, app_id=app))
             await session.flush()
     except IntegrityError:
-        pass  # someone attached it concurrently; it finds a customer either way
+        return False
     if kind == "phone" and not customer.phone:
         customer.phone = value
+    return True
 
 
 async def _start_session(session: AsyncSession, scope: TenantScope, customer: Customer, created: bool, *, days: int,
@@ -195,10 +199,14 @@ async def attach_identity(session: AsyncSession, scope: TenantScope, customer_id
     me = await customers.get_or_404(customer_id)
     existing = await identities.find(kind, value)
     if existing is None:
-        await _attach_new(session, scope, me, kind, value, app_id)
-        audit.record(session, tenant_id=scope.id, action="customer.identity_add", object_type="customer", object_id=me.id,
-                     after={"kind": kind, "value": mask_phone(value) if kind == "phone" else value})
-        return AttachResult(me, None, None)
+        if await _attach_new(session, scope, me, kind, value, app_id):
+            audit.record(session, tenant_id=scope.id, action="customer.identity_add", object_type="customer", object_id=me.id,
+                         after={"kind": kind, "value": mask_phone(value) if kind == "phone" else value})
+            return AttachResult(me, None, None)
+        # Attached concurrently by someone else: it now has an owner, so this is a merge.
+        existing = await identities.find(kind, value)
+        if existing is None:
+            raise Conflict("identity_conflict", "账号信息正在更新，请稍后重试", "The account is being updated; try again")
     if existing.customer_id == me.id:
         return AttachResult(me, None, None)
     other = await customers.get_or_404(existing.customer_id)
@@ -213,10 +221,11 @@ async def attach_identity(session: AsyncSession, scope: TenantScope, customer_id
 
 
 async def merge_customers(session: AsyncSession, scope: TenantScope, survivor: Customer, loser: Customer) -> None:
-    # Lock in primary-key order so two merges touching the same pair cannot deadlock.
-    customers = Customers(session, scope.id)
-    for cid in sorted((survivor.id, loser.id)):
-        await customers.get(cid, for_update=True)
+    # Lock in primary-key order so two merges touching the same pair cannot deadlock, and
+    # re-read both rows under the lock: a concurrent merge may have changed them meanwhile.
+    await Customers(session, scope.id).lock_fresh(sorted((survivor.id, loser.id)))
+    if survivor.status == "merged" or loser.status == "merged":
+        raise Conflict("merge_conflict", "账号正在合并，请稍后重试", "These accounts are being merged right now; try again")
     await Identities(session, scope.id).move(loser.id, survivor.id)
     if not survivor.phone and loser.phone:
         survivor.phone = loser.phone

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import Depends, Request
 
@@ -65,6 +66,12 @@ class LoginRequired(Unauthorized):
         self.login_url = login_url
 
 
+def return_to(request: Request) -> str:
+    """The page asked for, with its query, URL-encoded for a ``next=`` parameter."""
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return quote(path, safe="/")
+
+
 def _bearer(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
@@ -117,7 +124,7 @@ async def _load_staff(request: Request, session: UoW) -> StaffPrincipal:
     info = await lookup_session(session, cookie, "staff") if cookie else None
     if info is None:
         if is_page:
-            raise LoginRequired("/admin/login?next=" + request.url.path)
+            raise LoginRequired("/admin/login?next=" + return_to(request))
         raise Unauthorized("unauthorized", "请先登录", "Sign in or send a bearer API token")
     found = await service.staff_for_session(session, info.principal_id)
     if found is None:

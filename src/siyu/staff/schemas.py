@@ -60,7 +60,7 @@ class StaffUpdate(BaseModel):
 
 
 class PasswordReset(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"password": "new-pass-2026"}]})
     password: Password
 
 
@@ -91,7 +91,7 @@ class RoleIn(BaseModel):
 
 
 class RoleUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "内容编辑", "permissions": ["catalog.read", "catalog.write"]}]})
 
     name: Name | None = None
     description: ShortText | None = None

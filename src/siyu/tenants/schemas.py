@@ -27,7 +27,7 @@ class TenantCreate(BaseModel):
 
 
 class TenantStatusChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "合同到期未续费"}]})
     reason: ShortText = ""
 
 
@@ -76,7 +76,7 @@ class StoreIn(BaseModel):
 
 
 class StoreUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"phone": "0571-88888888", "status": "closed"}]})
 
     name: Name | None = None
     address: ShortText | None = None

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from siyu.customers import service
@@ -294,13 +293,6 @@ async def test_identity_counts_in_the_database(runtime, tenant_factory) -> None:
     assert n == 1
 
 
-def _racy_on_postgres(backend: str, request, what: str) -> None:  # type: ignore[no-untyped-def]
-    # SQLite serialises writers (BEGIN IMMEDIATE), so these races cannot happen there.
-    # On PostgreSQL the race is likely but not certain in a given run: hence not strict.
-    if backend == "postgres":
-        request.applymarker(pytest.mark.xfail(strict=False, reason=what))
-
-
 async def _wechat_customers(runtime, scope: TenantScope, codes: list[str]) -> list[int]:  # type: ignore[no-untyped-def]
     ids = []
     for code in codes:
@@ -325,10 +317,6 @@ async def test_concurrent_binds_of_one_fresh_phone(runtime, tenant_factory, back
     """Several customers bind the same, so far unknown, phone at once. Whoever wins, the
     phone ends up on exactly one live customer, no other customer claims it, and nobody
     is told "bound" who did not get it."""
-    _racy_on_postgres(backend, request, (
-        "BUG: _attach_new swallows the IntegrityError of a concurrent attach, then still sets customer.phone "
-        "and attach_identity reports success: several customers end up with the phone column set while "
-        "only one holds the identity"))
     t = await tenant_factory()
     scope = _scope(t)
     ids = await _wechat_customers(runtime, scope, [f"racer{i}" for i in range(8)])
@@ -345,9 +333,6 @@ async def test_concurrent_binds_of_one_fresh_phone(runtime, tenant_factory, back
 async def test_concurrent_binds_of_a_taken_phone_merge_consistently(runtime, tenant_factory, backend, request) -> None:  # type: ignore[no-untyped-def]
     """Two older customers bind a newer customer's phone at once: both want to merge the same
     customer into themselves. Exactly one may; the identities must stay consistent."""
-    _racy_on_postgres(backend, request, (
-        "BUG: merge_customers locks the pair but does not re-check them after the lock: a customer merged "
-        "meanwhile is merged again (merged_into overwritten) and the survivor copies the loser's stale phone"))
     t = await tenant_factory()
     scope = _scope(t)
     ids = await _wechat_customers(runtime, scope, ["old1", "old2", "old3"])

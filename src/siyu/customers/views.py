@@ -129,17 +129,19 @@ async def storefront_root(request: Request, session: UoW) -> Response:
 
 
 @router.get("/m/{shop}/")
-async def home(request: Request, shopper: OptionalShopper) -> Response:
+async def home(request: Request, session: UoW, shopper: OptionalShopper) -> Response:
+    from siyu.catalog import service as catalog_service
+
     shop = shopper.shop
+    # On-sale products, in the merchant's order (the category tab and search live in
+    # siyu.catalog.views at /m/{shop}/category).
+    featured, _total = await catalog_service.list_products(
+        session, shop.scope, catalog_service.ProductQuery(storefront=True, sort="sort"), limit=10)
     return _store_page(request, shop, "store/home.html", {
         "welcome_text": (shop.settings.get("welcome_text") or "").strip(),
         "service_phone": (shop.settings.get("service_phone") or "").strip(),
+        "featured": featured,
     }, shopper=shopper, active_tab="home")
-
-
-@router.get("/m/{shop}/category")
-async def category(request: Request, shopper: OptionalShopper) -> Response:
-    return _store_page(request, shopper.shop, "store/category.html", shopper=shopper, active_tab="category")
 
 
 @router.get("/m/{shop}/cart")

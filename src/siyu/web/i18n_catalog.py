@@ -1,0 +1,272 @@
+"""English for the catalog pages: the console's products, editor, categories and
+import/export, and the storefront's category, search and product pages.
+
+Imported by ``siyu.catalog.views``. Chinese is the source text written in the templates and
+views; this catalog only adds the English. Words another catalog already translated keep
+that translation (the shared layouts and console words are loaded first).
+"""
+
+from __future__ import annotations
+
+from siyu.kit.i18n import gettext, register
+from siyu.web import i18n_console, i18n_store  # noqa: F401  (their words win where both have them)
+
+CATALOG: dict[str, str] = {
+    # product list
+    "商品信息": "Product",
+    "所属分类": "Category",
+    "商品分类": "Categories",
+    "导入导出": "Import & export",
+    "新建商品": "New product",
+    "商品状态": "Product status",
+    "商品名称或 SKU 编码": "Title or SKU code",
+    "价格（元）": "Price (yuan)",
+    "最低": "Min",
+    "最低价": "Lowest price",
+    "最高": "Max",
+    "最高价": "Highest price",
+    "价格": "Price",
+    "销量": "Sales",
+    "上架": "Publish",
+    "下架": "Unpublish",
+    "排序": "Sort",
+    "全部分类": "All categories",
+    "全部类型": "All kinds",
+    "没有符合条件的商品": "No products match",
+    "还没有商品": "No products yet",
+    "新建的商品是草稿，上架后顾客才能在店铺中看到；包裹卡只用于随包裹寄出，不在店铺中展示。":
+        "New products are drafts: shoppers see them once published. Insert cards travel in parcels and never show in the shop.",
+    "返回商品列表": "Back to products",
+    "草稿": "Draft",
+    "在售": "On sale",
+    "定时上架": "Scheduled",
+    "已下架": "Off sale",
+    "实物商品": "Physical goods",
+    "虚拟商品": "Virtual goods",
+    "卡券": "Voucher",
+    "服务": "Service",
+    "包裹卡": "Insert card",
+    "通知提醒": "Notice",
+    "品牌": "Brand",
+    "营销": "Marketing",
+    "热点": "Trending",
+    "最新创建": "Newest",
+    "排序值": "Sort value",
+    "价格从低到高": "Price: low to high",
+    "价格从高到低": "Price: high to low",
+    "商品已上架": "The product is on sale",
+    "已设置定时上架": "The product is scheduled to go on sale",
+    "商品已下架": "The product is off sale",
+    "未知的操作": "Unknown action",
+    "请填写定时上架时间": "Enter the time to go on sale",
+    # import and export
+    "检查结果（未保存）": "Check result (nothing saved)",
+    "导入结果": "Import result",
+    "全部成功": "All rows fine",
+    "部分行有误": "Some rows have errors",
+    "数据行": "Data rows",
+    "可导入的行": "Rows that would be imported",
+    "已导入的行": "Rows imported",
+    "新建商品数": "Products created",
+    "更新商品": "Products updated",
+    "新建 SKU": "SKUs created",
+    "更新 SKU": "SKUs updated",
+    "有误的行（未导入）": "Rows with errors (not imported)",
+    "行号": "Row",
+    "列": "Column",
+    "问题": "Problem",
+    "行号与表格软件中的行号一致（表头是第 1 行）。改正后可以只导入这些行。":
+        "Row numbers are those your spreadsheet shows (the header is row 1). Fix them and import just those rows again.",
+    "导出商品": "Export products",
+    "每个 SKU 一行，包含已停用的 SKU。文件为 UTF-8 编码，可直接用 Excel 或 WPS 打开。":
+        "One row per SKU, disabled SKUs included. The file is UTF-8 and opens directly in Excel or WPS.",
+    "导出全部商品": "Export all products",
+    "只导出在售商品": "Export products on sale",
+    "导入商品": "Import products",
+    "CSV 文件": "CSV file",
+    "UTF-8 或 GBK 编码，最大 2 MB，最多 %(n)s 行。建议先导出一份作为模板。":
+        "UTF-8 or GBK, at most 2 MB and %(n)s rows. Start from an exported file.",
+    "只检查，不保存": "Check only, save nothing",
+    "开始导入": "Import",
+    "文件格式": "File format",
+    "按 SKU 编码更新已有 SKU；编码不存在或留空时新建。文件中没有的列保持不变。新商品按商品名称归组：同名的行是同一商品的不同规格。有误的行不会导入，其余行照常导入。":
+        "Existing SKUs are updated by SKU code; an unknown or blank code creates one. Columns missing from the file "
+        "stay as they are. New products are grouped by title: rows with the same title are SKUs of one product. "
+        "Rows with errors are not imported; the other rows are.",
+    "商品 ID（导出时填写；留空表示新商品或按 SKU 编码查找）":
+        "Product id (filled in by the export; blank for a new product or to find it by SKU code)",
+    "商品名称，新商品必填": "Product title; required for a new product",
+    "副标题": "Subtitle",
+    "分类路径，如 茶器/茶杯；分类需已存在": "Category path such as Teaware/Cups; the category must exist",
+    "physical 实物、virtual 虚拟、voucher 卡券、service 服务、insert_card 包裹卡":
+        "physical, virtual, voucher, service or insert_card",
+    "包裹卡类型：notice 通知提醒、brand 品牌、marketing 营销、trending 热点":
+        "Insert card type: notice, brand, marketing or trending",
+    "商品状态，仅导出；导入时忽略，新商品为草稿": "Product status; export only, ignored on import (new products are drafts)",
+    "规格，如 规格:50g|包装:罐装；无规格留空": "Specs such as Size:50g|Pack:Tin; blank without specs",
+    "SKU 编码，用于匹配已有 SKU；留空则自动生成": "SKU code, matches an existing SKU; generated when blank",
+    "售价（元），新 SKU 必填": "Price in yuan; required for a new SKU",
+    "划线价（元），不低于售价": "Market price in yuan, not below the price",
+    "成本价（元）": "Cost price (yuan)",
+    "重量（克）": "Weight (g)",
+    "条码": "Barcode",
+    "active 启用或 disabled 停用": "active or disabled",
+    "主图地址（需是已上传的图片）": "Main image URL (an uploaded image)",
+    "请选择要导入的 CSV 文件": "Choose the CSV file to import",
+    # editor
+    "在店铺中查看": "View in the shop",
+    "请修改以下内容后再保存": "Please fix the following before saving",
+    "上下架": "Availability",
+    "当前状态": "Status",
+    "将于 %(time)s 上架": "goes on sale at %(time)s",
+    "立即上架": "Publish now",
+    "定时上架时间": "On-sale time",
+    "设为定时上架": "Schedule",
+    "商品名称": "Title",
+    "一句话卖点，显示在商品名称下方": "A one-line selling point shown under the title",
+    "商品类型": "Kind",
+    "不分类": "No category",
+    "包裹卡类型": "Insert card type",
+    "请选择": "Choose",
+    "数值越小越靠前": "Smaller shows first",
+    "实物商品需要收货地址与运费；虚拟商品、卡券与服务无需物流；包裹卡是随包裹寄出的引流卡片，按虚拟 SKU 管理库存，不在店铺中展示。":
+        "Physical goods need an address and freight; virtual goods, vouchers and services ship nothing. Insert cards "
+        "are cards sent in parcels to bring buyers into your private domain: virtual SKUs whose stock is tracked, "
+        "never shown in the shop.",
+    "商品图片": "Images",
+    "最多 9 张，第一张为主图；PNG、JPEG、GIF 或 WebP，每张不超过 %(mb)s MB":
+        "Up to 9; the first is the main image. PNG, JPEG, GIF or WebP, at most %(mb)s MB each",
+    "主图": "Main",
+    "设为主图": "Make main",
+    "移除": "Remove",
+    "上传图片": "Upload image",
+    "上传中…": "Uploading…",
+    "上传失败，请重试": "Upload failed; try again",
+    "最多 9 张图片": "At most 9 images",
+    "图片变更将在保存商品后生效": "Image changes take effect when you save the product",
+    "规格与价格": "Specs & prices",
+    "最多 3 种规格，组合最多 200 个；金额以元为单位": "Up to 3 specs and 200 combinations; amounts in yuan",
+    "添加规格（如 规格：50g、100g；包装：罐装、袋装）后，下表会列出每种组合的 SKU。修改规格时，已有 SKU 会保留原编码与 ID；删除的组合会被停用而不是删除，历史订单仍可查到。留空编码会自动生成。":
+        "Add specs (e.g. Size: 50g, 100g; Pack: tin, bag) and the table lists a SKU for every combination. When "
+        "specs change, existing SKUs keep their code and id; removed combinations are disabled, not deleted, so "
+        "past orders still find them. Blank codes are generated.",
+    "规格名": "Spec name",
+    "规格名，如 规格": "Spec name, e.g. Size",
+    "删除规格值": "Remove value",
+    "规格值": "Spec value",
+    "规格值，如 50g": "Value, e.g. 50g",
+    "添加": "Add",
+    "删除规格": "Remove spec",
+    "添加规格": "Add spec",
+    "批量填写": "Fill in",
+    "售价": "Price",
+    "批量售价": "Price for all",
+    "划线价": "Market price",
+    "批量划线价": "Market price for all",
+    "批量重量": "Weight for all",
+    "应用到全部": "Apply to all",
+    "规格": "Spec",
+    "售价（元）": "Price (yuan)",
+    "划线价（元）": "Market price (yuan)",
+    "SKU 编码": "SKU code",
+    "自动生成": "Generated",
+    "无规格": "No specs",
+    "默认规格": "Default",
+    "编辑规格需要启用 JavaScript；其他内容仍可保存，规格保持不变。":
+        "Editing specs needs JavaScript; everything else still saves and the specs stay as they are.",
+    "已停用的 SKU：%(n)s 个（保留以便历史订单查询）": "Disabled SKUs: %(n)s (kept for past orders)",
+    "商品详情": "Product details",
+    "图文详情（HTML）": "Description (HTML)",
+    "支持段落、标题、加粗、列表、图片与链接；脚本、样式与事件属性会在保存时被移除。":
+        "Paragraphs, headings, bold, lists, images and links are kept; scripts, styles and event attributes are "
+        "removed on save.",
+    "创建商品": "Create product",
+    "请填写商品名称（最多 120 字）": "Enter a title (at most 120 characters)",
+    "副标题最多 200 字": "The subtitle is at most 200 characters",
+    "请选择有效的分类": "Choose a valid category",
+    "请选择商品类型": "Choose a kind",
+    "包裹卡需要选择类型": "An insert card needs a type",
+    "规格有误：名称与规格值不能为空或重复，不能包含 : 或 |，组合数最多 200 个":
+        "Invalid specs: names and values must be filled in, unique, free of : and |, with at most 200 combinations",
+    "请至少填写一个 SKU 的售价": "Give at least one SKU a price",
+    "商品详情过长": "The description is too long",
+    "图片有误，请重新上传": "An image is invalid; upload it again",
+    "排序值需为 -1000000 到 1000000 之间的整数": "The sort value is a whole number from -1000000 to 1000000",
+    "售价需为 0–10000000 元，最多两位小数": "The price is 0–10000000 yuan with at most two decimals",
+    "划线价需为 0–10000000 元，最多两位小数": "The market price is 0–10000000 yuan with at most two decimals",
+    "成本价需为 0–10000000 元，最多两位小数": "The cost price is 0–10000000 yuan with at most two decimals",
+    "重量需为 0–1000000 克的整数": "The weight is a whole number of grams from 0 to 1000000",
+    "SKU 编码为 1–64 位字母、数字、_ . -，以字母或数字开头":
+        "A SKU code is 1–64 letters, digits, _ . or -, starting with a letter or digit",
+    "条码为 1–64 位字母、数字或 -": "A barcode is 1–64 letters, digits or -",
+    "划线价不能低于售价": "The market price must not be below the price",
+    "规格数据有误，请刷新页面后重试": "The spec data is damaged; reload the page and try again",
+    "第 %(n)s 行（%(sku)s）：%(msg)s": "Row %(n)s (%(sku)s): %(msg)s",
+    "第 %(n)s 行（%(sku)s）：请填写售价": "Row %(n)s (%(sku)s): enter a price",
+    "商品已保存": "Product saved",
+    "商品已创建（草稿），上架后顾客才能看到": "Product created as a draft; shoppers see it once published",
+    "请选择图片文件": "Choose an image file",
+    "图片已上传": "Image uploaded",
+    # categories
+    "添加分类": "Add category",
+    "商品数": "Products",
+    "店铺显示": "In the shop",
+    "分类名称": "Name",
+    "上级分类": "Parent",
+    "无（一级分类）": "None (top level)",
+    "在店铺中显示": "Show in the shop",
+    "请先把商品移到其他分类": "Move its products to another category first",
+    "删除": "Delete",
+    "显示": "Shown",
+    "隐藏": "Hidden",
+    "还没有商品分类": "No categories yet",
+    "分类最多 %(n)s 级，排序值越小越靠前。有子分类或商品的分类不能删除：请先移走子分类、把商品改到其他分类。隐藏的分类及其下级不在店铺的分类页显示，其中的商品仍可被搜索到。":
+        "Categories nest at most %(n)s levels; smaller sort values show first. A category with sub-categories or "
+        "products cannot be deleted: move them first. Hidden categories and those under them are left out of the "
+        "shop's category page; their products can still be found by search.",
+    "分类名称为 1–60 个字符，不能包含 /": "A category name is 1–60 characters without /",
+    "请选择有效的上级分类": "Choose a valid parent category",
+    "已添加分类 %(name)s": "Category %(name)s added",
+    "已保存分类 %(name)s": "Category %(name)s saved",
+    "分类已删除": "Category deleted",
+    # storefront
+    "返回": "Back",
+    "已售 %(n)s": "%(n)s sold",
+    "无需物流": "no shipping",
+    "选择规格": "Choose options",
+    "库存 %(n)s 件": "%(n)s in stock",
+    "有货": "In stock",
+    "已售罄": "Sold out",
+    "数量": "Quantity",
+    "减少": "Fewer",
+    "增加": "More",
+    "购物车与下单即将开放": "Cart and checkout open soon",
+    "加入购物车": "Add to cart",
+    "立即购买": "Buy now",
+    "起": "+",
+    "搜索商品": "Search products",
+    "没有找到相关商品": "No matching products",
+    "该分类暂无商品": "Nothing in this category yet",
+    "加载更多": "Load more",
+    "没有更多了": "That is everything",
+    "“%(q)s” 的搜索结果：%(n)s 件商品": "Results for “%(q)s”: %(n)s products",
+    "返回分类": "Back to categories",
+    "全部商品": "All products",
+    "综合": "Featured",
+    "价格↑": "Price ↑",
+    "价格↓": "Price ↓",
+    "新品": "New",
+    "请选择 %(names)s": "Choose %(names)s",
+    "已选：%(text)s": "Selected: %(text)s",
+}
+
+register({zh: en for zh, en in CATALOG.items() if gettext(zh, "en") == zh})
+
+# Audit-log labels of the catalog.
+register({
+    k: v for k, v in {
+        "修改商品": "Edit product", "商品上下架": "Product status change", "新建分类": "New category",
+        "修改分类": "Edit category", "删除分类": "Delete category", "上传图片": "Upload image",
+        "商品": "Product", "商品分类": "Category", "图片": "Image",
+    }.items() if gettext(k, "en") == k
+})

@@ -75,6 +75,11 @@ async def seed(rt: Runtime, *, customers: int = 200, rng_seed: int = 2026) -> di
                 phone=f"1390000{i:04d}", store_id=store_ids.get(store_code) if store_code else None,
             ))
         rng = random.Random(rng_seed)
+        from siyu.catalog.demo import seed_catalog
+        from siyu.inventory.demo import seed_inventory
+
+        sku_ids = await seed_catalog(session, scope, rng, storage=rt.media)
+        await seed_inventory(session, scope, sku_ids, rng)
         now = clock.now()
         used: set[str] = set()
         for i in range(customers):

@@ -39,6 +39,17 @@ class AuditEntry(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
+#: Human names of audit actions and object types (zh-CN source text), filled by each module
+#: with :func:`describe` so the audit viewer can show "新建商品" instead of "product.create".
+ACTION_LABELS: dict[str, str] = {}
+OBJECT_LABELS: dict[str, str] = {}
+
+
+def describe(*, actions: dict[str, str] | None = None, objects: dict[str, str] | None = None) -> None:
+    ACTION_LABELS.update(actions or {})
+    OBJECT_LABELS.update(objects or {})
+
+
 def _scrub(data: dict[str, Any] | None) -> dict[str, Any] | None:
     if data is None:
         return None

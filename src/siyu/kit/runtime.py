@@ -32,6 +32,10 @@ class Runtime:
         return self.storage
 
     async def close(self) -> None:
+        for value in list(self.extras.values()):
+            closer = getattr(value, "aclose", None)
+            if closer is not None:
+                await closer()
         await self.kv.close()
         await self.db.dispose()
 

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from siyu.kit import clock
+from siyu.kit import audit, clock
 from siyu.kit.context import Actor, actor_var
 from siyu.kit.i18n import gettext as _
 from siyu.kit.security import mask_phone
@@ -60,7 +60,7 @@ from siyu.web.forms import (
     take_flash,
     to_int,
 )
-from siyu.web.nav import COMING
+from siyu.web.nav import BUILT, COMING
 from siyu.web.page import console_page, flash
 from siyu.web.templating import render
 
@@ -75,7 +75,7 @@ SMS_STATUSES = {"queued": "排队中", "sent": "已发送", "failed": "发送失
 SMS_TEMPLATES = {"verify_login": "登录验证码", "verify_bind": "绑定手机验证码"}
 TOKEN_EXPIRY = [("30", "30 天"), ("90", "90 天"), ("180", "180 天"), ("365", "1 年"), ("", "永不过期")]
 
-AUDIT_ACTIONS = {
+audit.describe(actions={
     "staff.create": "创建员工",
     "staff.update": "修改员工",
     "staff.reset_password": "重置员工密码",
@@ -93,8 +93,7 @@ AUDIT_ACTIONS = {
     "tenant.create": "开通商家",
     "tenant.suspend": "暂停商家",
     "tenant.resume": "恢复商家",
-}
-AUDIT_OBJECTS = {"staff": "员工", "role": "角色", "api_token": "API 令牌", "store": "门店", "tenant": "店铺", "customer": "客户"}
+}, objects={"staff": "员工", "role": "角色", "api_token": "API 令牌", "store": "门店", "tenant": "店铺", "customer": "客户"})
 ACTOR_KINDS = {"staff": "员工", "token": "API 令牌", "platform": "平台运营", "system": "系统", "customer": "客户"}
 AUDIT_FIELDS = {
     "username": "用户名", "name": "名称", "phone": "手机号", "email": "邮箱", "role_id": "角色", "store_id": "门店",
@@ -253,8 +252,9 @@ async def dashboard(request: Request, session: UoW, me: CurrentStaff) -> Respons
     greeting = "早上好" if 5 <= hour < 12 else ("下午好" if 12 <= hour < 18 else "晚上好")
 
     def module_link(code: str) -> dict[str, Any]:
-        if code == "customers":
-            return {"title": "客户列表", "href": "/admin/customers" if me.can("customers.read") else None, "coming": False}
+        if code in BUILT:
+            title, href, permission = BUILT[code]
+            return {"title": title, "href": href if me.can(permission) else None, "coming": False}
         return {"title": COMING[code][0], "href": f"/admin/coming/{code}", "coming": True}
 
     loop = [{"step": step, "key": key, "description": desc, "modules": [module_link(c) for c in codes]}
@@ -702,14 +702,14 @@ async def audit_list(request: Request, session: UoW, me: Annotated[StaffPrincipa
     role_names = {r.id: r.name for r in roles}
     store_names = {s.id: s.name for s in stores}
     full = me.can("customers.phone")
-    items = [{"e": e, "action": AUDIT_ACTIONS.get(e.action), "object": AUDIT_OBJECTS.get(e.object_type, e.object_type),
+    items = [{"e": e, "action": audit.ACTION_LABELS.get(e.action), "object": audit.OBJECT_LABELS.get(e.object_type, e.object_type),
               "actor_kind": ACTOR_KINDS.get(e.actor_kind, e.actor_kind),
               "diff": _audit_diff(e.before, e.after, role_names, store_names, full)} for e in rows]
     return console_page(request, me, "console/audit/list.html", {
         "title": _("操作日志"), "items": items, "total": total, "page": page, "page_size": AUDIT_PAGE_SIZE,
         "base_url": query_url("/admin/audit", action=action, actor=actor, object_type=object_type),
         "action": action, "actor": actor, "object_type": object_type, "filtered": bool(action or actor or object_type),
-        "action_options": sorted(AUDIT_ACTIONS.items()), "object_options": list(AUDIT_OBJECTS.items()),
+        "action_options": sorted(audit.ACTION_LABELS.items()), "object_options": list(audit.OBJECT_LABELS.items()),
     })
 
 

@@ -23,9 +23,14 @@ class NavGroup:
     items: list[NavItem]
 
 
+#: Modules that are built: code → (title, console address, permission to open it).
+BUILT: dict[str, tuple[str, str, str]] = {
+    "customers": ("客户列表", "/admin/customers", "customers.read"),
+    "catalog": ("商品管理", "/admin/catalog", "catalog.read"),
+}
+
 #: Modules that are not built yet, with what they will do (shown on their "coming" page).
 COMING: dict[str, tuple[str, str, str]] = {
-    "catalog": ("商品管理", "Products", "商品分类、规格 SKU、库存与包裹卡虚拟商品。"),
     "orders": ("订单管理", "Orders", "订单、发货、售后与退款。"),
     "marketing": ("营销中心", "Marketing", "优惠券、限时折扣、满减与秒杀。"),
     "members": ("会员中心", "Members", "会员等级、积分商城、储值与生日礼。"),
@@ -41,7 +46,8 @@ def console_nav(me: StaffPrincipal, path: str) -> list[NavGroup]:
     groups = [
         NavGroup("概览", [NavItem("工作台", "/admin", "🏠")]),
         NavGroup("经营", [
-            NavItem("商品管理", "/admin/coming/catalog", "📦", coming=True),
+            NavItem("商品管理", "/admin/catalog", "📦", permission="catalog.read"),
+            NavItem("库存", "/admin/inventory", "🏷️", permission="catalog.read"),
             NavItem("订单管理", "/admin/coming/orders", "🧾", coming=True),
             NavItem("营销中心", "/admin/coming/marketing", "🎯", coming=True),
             NavItem("直播", "/admin/coming/live", "📺", coming=True),
@@ -53,6 +59,7 @@ def console_nav(me: StaffPrincipal, path: str) -> list[NavGroup]:
             NavItem("分销与供应链", "/admin/coming/distribution", "🤝", coming=True),
         ]),
         NavGroup("资金与数据", [
+            NavItem("支付记录", "/admin/payments", "💳", permission="finance.read"),
             NavItem("财务", "/admin/coming/finance", "💰", coming=True),
             NavItem("数据中心", "/admin/coming/analytics", "📈", coming=True),
         ]),

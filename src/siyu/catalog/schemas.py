@@ -8,7 +8,6 @@ only the console forms and the CSV file speak yuan (``12.50``), converted exactl
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -23,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from siyu.kit.types import ObjectId
+from siyu.kit.types import ObjectId, no_control
 
 MAX_PRICE_FEN = 1_000_000_000
 MAX_WEIGHT_G = 1_000_000
@@ -40,24 +39,15 @@ Status = Literal["draft", "on_sale", "off_sale", "scheduled"]
 Action = Literal["publish", "schedule", "unpublish"]
 Sort = Literal["newest", "sort", "price_asc", "price_desc", "sales"]
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def _no_control(v: str) -> str:
-    if _CONTROL.search(v):
-        raise ValueError("must not contain control characters")
-    return v
-
-
 def _spec_text(v: str) -> str:
-    _no_control(v)
+    no_control(v)
     if ":" in v or "|" in v or "\n" in v or "\t" in v:
         raise ValueError("must not contain ':', '|' or line breaks")
     return v
 
 
 def _category_name(v: str) -> str:
-    _no_control(v)
+    no_control(v)
     if "/" in v or "\n" in v:
         raise ValueError("must not contain '/' or line breaks")
     return v
@@ -70,15 +60,15 @@ def _blank_none(v: Any) -> Any:
 
 
 def _image_url(v: str) -> str:
-    _no_control(v)
+    no_control(v)
     if not (v.startswith("/") or v.startswith("https://") or v.startswith("http://")) or v.startswith("//"):
         raise ValueError("must be an uploaded image URL")
     return v
 
 
 Fen = Annotated[int, Field(ge=0, le=MAX_PRICE_FEN, description="Amount in fen (1/100 yuan)")]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), AfterValidator(_no_control)]
-Subtitle = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_no_control)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), AfterValidator(no_control)]
+Subtitle = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(no_control)]
 CategoryName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60), AfterValidator(_category_name)]
 SpecName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20), AfterValidator(_spec_text)]
 SpecValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=30), AfterValidator(_spec_text)]

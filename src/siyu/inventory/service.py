@@ -474,11 +474,12 @@ async def default_location(session: AsyncSession, scope: TenantScope) -> StockLo
     loc = await repo.first_active()
     if loc is not None:
         return loc
-    loc = await repo.by_code(DEFAULT_LOCATION_CODE)
-    if loc is None and not await repo.all():
+    if not await repo.all():
         await repo.insert_if_absent(code=DEFAULT_LOCATION_CODE, name=DEFAULT_LOCATION_NAME, kind="warehouse", priority=100)
-        loc = await repo.by_code(DEFAULT_LOCATION_CODE)
-    if loc is None or loc.status != "active":
+    # Read again rather than trusting earlier reads: a concurrent first use may have created
+    # the default location between our statements (each sees the latest commits).
+    loc = await repo.first_active()
+    if loc is None:
         raise Conflict("no_active_location", "没有启用的库存点，请先启用一个仓库或门店库存点",
                        "There is no active stock location; activate a warehouse or store location first")
     return loc

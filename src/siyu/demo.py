@@ -77,9 +77,11 @@ async def seed(rt: Runtime, *, customers: int = 200, rng_seed: int = 2026) -> di
         rng = random.Random(rng_seed)
         from siyu.catalog.demo import seed_catalog
         from siyu.inventory.demo import seed_inventory
+        from siyu.shipping.demo import seed_shipping
 
         sku_ids = await seed_catalog(session, scope, rng, storage=rt.media)
         await seed_inventory(session, scope, sku_ids, rng)
+        await seed_shipping(session, scope)
         now = clock.now()
         used: set[str] = set()
         for i in range(customers):

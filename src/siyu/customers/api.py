@@ -9,6 +9,10 @@ from fastapi import APIRouter, Query, Request, Response
 from siyu.customers import service
 from siyu.customers.access import CUSTOMER_COOKIE, CurrentShop, CurrentShopper
 from siyu.customers.schemas import (
+    PROVINCES,
+    AddressIn,
+    AddressOut,
+    AddressUpdate,
     BindPhone,
     BindResult,
     CustomerAdminOut,
@@ -16,6 +20,7 @@ from siyu.customers.schemas import (
     CustomerStatusIn,
     IdentityOut,
     ProfileUpdate,
+    ProvinceOut,
     SessionOut,
     SmsCodeRequest,
     SmsCodeSent,
@@ -131,6 +136,52 @@ async def bind_wechat(body: WechatLogin, request: Request, response: Response, s
     result = await service.bind_wechat(session, mini_program(request, me.shop.settings), me.shop.scope, me.customer.id,  # type: ignore[union-attr]
                                        body.code, days=rt.settings.session_days)
     return _bind_out(result, response, request)
+
+
+# -- address book ---------------------------------------------------------------------------------
+
+
+@store.get("/regions/provinces", response_model=list[ProvinceOut],
+           summary="The 34 provincial-level divisions and their 2-digit codes (for address forms)")
+async def provinces(shop: CurrentShop) -> list[ProvinceOut]:
+    return [ProvinceOut(code=code, name=name) for code, name in PROVINCES.items()]
+
+
+@store.get("/me/addresses", response_model=list[AddressOut], summary="My addresses: the default first, then the newest")
+async def list_addresses(session: UoW, me: CurrentShopper) -> list[AddressOut]:
+    rows = await service.list_addresses(session, me.shop.scope, me.customer.id)  # type: ignore[union-attr]
+    return [AddressOut.model_validate(a) for a in rows]
+
+
+@store.post("/me/addresses", response_model=AddressOut, status_code=201,
+            summary="Add an address (at most 20; the first becomes the default; 409 address_limit)")
+async def create_address(body: AddressIn, session: UoW, me: CurrentShopper) -> AddressOut:
+    addr = await service.create_address(session, me.shop.scope, me.customer.id, body)  # type: ignore[union-attr]
+    return AddressOut.model_validate(addr)
+
+
+@store.get("/me/addresses/{address_id}", response_model=AddressOut, summary="One of my addresses")
+async def get_address(address_id: PathId, session: UoW, me: CurrentShopper) -> AddressOut:
+    return AddressOut.model_validate(await service.get_address(session, me.shop.scope, me.customer.id, address_id))  # type: ignore[union-attr]
+
+
+@store.patch("/me/addresses/{address_id}", response_model=AddressOut, summary="Change one of my addresses")
+async def update_address(address_id: PathId, body: AddressUpdate, session: UoW, me: CurrentShopper) -> AddressOut:
+    addr = await service.update_address(session, me.shop.scope, me.customer.id, address_id, body)  # type: ignore[union-attr]
+    return AddressOut.model_validate(addr)
+
+
+@store.post("/me/addresses/{address_id}/default", response_model=AddressOut, summary="Make an address my default")
+async def set_default_address(address_id: PathId, session: UoW, me: CurrentShopper) -> AddressOut:
+    addr = await service.set_default_address(session, me.shop.scope, me.customer.id, address_id)  # type: ignore[union-attr]
+    return AddressOut.model_validate(addr)
+
+
+@store.delete("/me/addresses/{address_id}", status_code=204,
+              summary="Delete an address (deleting the default makes the newest remaining address the default)")
+async def delete_address(address_id: PathId, session: UoW, me: CurrentShopper) -> Response:
+    await service.delete_address(session, me.shop.scope, me.customer.id, address_id)  # type: ignore[union-attr]
+    return Response(status_code=204)
 
 
 # -- admin --------------------------------------------------------------------------------------

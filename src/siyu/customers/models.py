@@ -1,10 +1,11 @@
-"""Customers of a tenant and the identities (phone, openid, unionid, ...) that find them."""
+"""Customers of a tenant, the identities (phone, openid, unionid, ...) that find them, and
+their address books."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.kit import clock
@@ -50,3 +51,33 @@ class SmsCode(IdMixin, TenantMixin, Base):
     expires_at: Mapped[datetime] = mapped_column()
     consumed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class CustomerAddress(IdMixin, TenantMixin, Base):
+    """One entry of a customer's address book (收货地址).
+
+    ``province_code`` is the 2-digit code of a provincial-level division (see
+    :data:`siyu.customers.schemas.PROVINCES`); ``province`` keeps its name for display and
+    for orders that copy the address. A customer has exactly one default address while it
+    has any: the partial unique index backs up the service's rule.
+    """
+
+    __tablename__ = "customer_addresses"
+    __table_args__ = (
+        Index("ix_customer_addresses_owner", "tenant_id", "customer_id"),
+        Index("uq_customer_addresses_default", "tenant_id", "customer_id", unique=True,
+              sqlite_where=text("is_default"), postgresql_where=text("is_default")),
+    )
+
+    customer_id: Mapped[int] = mapped_column(BigID, ForeignKey("customers.id", ondelete="CASCADE"))
+    receiver_name: Mapped[str] = mapped_column(String(50))
+    phone: Mapped[str] = mapped_column(String(20))
+    province_code: Mapped[str] = mapped_column(String(2))
+    province: Mapped[str] = mapped_column(String(20))
+    city: Mapped[str] = mapped_column(String(40))
+    district: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(String(200))
+    postal_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)

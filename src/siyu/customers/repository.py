@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import or_, select, update
 
-from siyu.customers.models import Customer, CustomerIdentity, SmsCode
+from siyu.customers.models import Customer, CustomerAddress, CustomerIdentity, SmsCode
 from siyu.kit import clock
 from siyu.kit.tenancy import TenantRepository
 
@@ -88,6 +88,42 @@ class Codes(TenantRepository[SmsCode]):
             .where(SmsCode.tenant_id == self.tenant_id, SmsCode.phone == phone, SmsCode.purpose == purpose,
                    SmsCode.consumed_at.is_(None))
             .values(consumed_at=clock.now())
+        )
+
+
+class Addresses(TenantRepository[CustomerAddress]):
+    model = CustomerAddress
+    not_found_zh = "收货地址"
+    not_found_en = "Address"
+    not_found_code = "address_not_found"
+
+    async def of_customer(self, customer_id: int) -> Sequence[CustomerAddress]:
+        """The default first, then the newest."""
+        stmt = (self.select().where(CustomerAddress.customer_id == customer_id)
+                .order_by(CustomerAddress.is_default.desc(), CustomerAddress.id.desc()))
+        return await self.list(stmt)
+
+    async def owned(self, customer_id: int, address_id: int) -> CustomerAddress | None:
+        stmt = self.select().where(CustomerAddress.id == address_id, CustomerAddress.customer_id == customer_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def count_of(self, customer_id: int) -> int:
+        return await self.count(self.select(CustomerAddress.id).where(CustomerAddress.customer_id == customer_id))
+
+    async def newest(self, customer_id: int) -> CustomerAddress | None:
+        stmt = (self.select().where(CustomerAddress.customer_id == customer_id)
+                .order_by(CustomerAddress.created_at.desc(), CustomerAddress.id.desc()).limit(1))
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def clear_default(self, customer_id: int) -> None:
+        """Unset the default first (its own statement), so the partial unique index never
+        sees two defaults while another address becomes the default."""
+        await self.session.execute(
+            update(CustomerAddress)
+            .where(CustomerAddress.tenant_id == self.tenant_id, CustomerAddress.customer_id == customer_id,
+                   CustomerAddress.is_default.is_(True))
+            .values(is_default=False, updated_at=clock.now())
+            .execution_options(synchronize_session="fetch")
         )
 
 

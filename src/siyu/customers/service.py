@@ -5,6 +5,24 @@ customer (a unique constraint makes this hold under concurrent first sign-ins). 
 signed-in customer adds an identity that already belongs to another customer, the two are
 merged: the older record survives, the identities move to it, the other is marked
 ``merged`` and a ``customer.merged`` event tells other modules to re-point their rows.
+
+Address book (收货地址), the contract orders call:
+
+``await list_addresses(session, scope, customer_id)`` (default first, then newest),
+``await get_address(session, scope, customer_id, address_id)`` (404 ``address_not_found``
+for another customer's or tenant's address), ``await default_address(...)`` (or None), and
+``create_address`` / ``update_address`` / ``delete_address`` / ``set_default_address``.
+
+* A customer has at most :data:`~siyu.customers.schemas.MAX_ADDRESSES` (20) addresses; one
+  more is 409 ``address_limit``.
+* While a customer has addresses, exactly one is the default: the first address becomes
+  the default, a new or edited address marked default takes it over, and deleting the
+  default promotes the newest remaining address.
+* The province is checked against the 34 provincial-level divisions (``province_code``);
+  city and district are short free text, since full county-level region data is not
+  available offline.
+* Every address write first locks the customer row, so concurrent writes of one customer
+  queue: the limit and the single default hold exactly.
 """
 
 from __future__ import annotations
@@ -16,11 +34,12 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from siyu.customers.models import Customer, CustomerIdentity, SmsCode
-from siyu.customers.repository import Codes, Customers, Identities
+from siyu.customers.models import Customer, CustomerAddress, CustomerIdentity, SmsCode
+from siyu.customers.repository import Addresses, Codes, Customers, Identities
+from siyu.customers.schemas import MAX_ADDRESSES, PROVINCES, AddressIn, AddressUpdate
 from siyu.customers.wechat import MiniProgramAuth
 from siyu.kit import audit, clock, outbox, sms
-from siyu.kit.errors import BadRequest, Conflict, TooManyRequests
+from siyu.kit.errors import BadRequest, Conflict, NotFound, TooManyRequests
 from siyu.kit.kv import KV
 from siyu.kit.security import constant_time_equals, hmac_code, mask_phone, new_numeric_code
 from siyu.kit.sessions import create_session, revoke_principal
@@ -315,3 +334,101 @@ async def import_customer(session: AsyncSession, scope: TenantScope, *, phone: s
         if created_at is not None:
             customer.created_at = created_at
     return customer
+
+
+# -- address book ----------------------------------------------------------------------------------
+
+
+def _address_not_found() -> NotFound:
+    return NotFound("address_not_found", "收货地址不存在", "Address not found")
+
+
+async def list_addresses(session: AsyncSession, scope: TenantScope, customer_id: int) -> Sequence[CustomerAddress]:
+    return await Addresses(session, scope.id).of_customer(customer_id)
+
+
+async def get_address(session: AsyncSession, scope: TenantScope, customer_id: int, address_id: int) -> CustomerAddress:
+    """The customer's own address; another customer's (or tenant's) answers 404."""
+    addr = await Addresses(session, scope.id).owned(customer_id, address_id)
+    if addr is None:
+        raise _address_not_found()
+    return addr
+
+
+async def default_address(session: AsyncSession, scope: TenantScope, customer_id: int) -> CustomerAddress | None:
+    rows = await Addresses(session, scope.id).of_customer(customer_id)
+    return rows[0] if rows and rows[0].is_default else None
+
+
+async def _lock_customer(session: AsyncSession, scope: TenantScope, customer_id: int) -> None:
+    if await Customers(session, scope.id).get(customer_id) is None:
+        raise NotFound("customer_not_found", "客户不存在", "Customer not found")
+    await Customers(session, scope.id).lock_fresh([customer_id])
+
+
+async def create_address(session: AsyncSession, scope: TenantScope, customer_id: int, data: AddressIn) -> CustomerAddress:
+    await _lock_customer(session, scope, customer_id)
+    repo = Addresses(session, scope.id)
+    count = await repo.count_of(customer_id)
+    if count >= MAX_ADDRESSES:
+        raise Conflict("address_limit", f"最多保存 {MAX_ADDRESSES} 个收货地址，请先删除不用的地址",
+                       f"At most {MAX_ADDRESSES} addresses can be saved; delete one you no longer use first")
+    make_default = data.is_default or count == 0
+    if make_default:
+        await repo.clear_default(customer_id)
+    addr = repo.add(CustomerAddress(
+        customer_id=customer_id, receiver_name=data.receiver_name, phone=data.phone, province_code=data.province_code,
+        province=PROVINCES[data.province_code], city=data.city, district=data.district, detail=data.detail,
+        postal_code=data.postal_code, is_default=make_default,
+    ))
+    await session.flush()
+    return addr
+
+
+async def update_address(session: AsyncSession, scope: TenantScope, customer_id: int, address_id: int,
+                         data: AddressUpdate) -> CustomerAddress:
+    await _lock_customer(session, scope, customer_id)
+    addr = await get_address(session, scope, customer_id, address_id)
+    sent = data.model_fields_set
+    for name in ("receiver_name", "phone", "city", "district", "detail"):
+        value = getattr(data, name)
+        if value is not None:
+            setattr(addr, name, value)
+    if data.province_code is not None:
+        addr.province_code = data.province_code
+        addr.province = PROVINCES[data.province_code]
+    if "postal_code" in sent:
+        addr.postal_code = data.postal_code
+    if data.is_default and not addr.is_default:
+        await _make_default(session, scope, customer_id, addr)
+    addr.updated_at = clock.now()
+    await session.flush()
+    return addr
+
+
+async def _make_default(session: AsyncSession, scope: TenantScope, customer_id: int, addr: CustomerAddress) -> None:
+    await Addresses(session, scope.id).clear_default(customer_id)
+    addr.is_default = True
+    addr.updated_at = clock.now()
+    await session.flush()
+
+
+async def set_default_address(session: AsyncSession, scope: TenantScope, customer_id: int, address_id: int) -> CustomerAddress:
+    await _lock_customer(session, scope, customer_id)
+    addr = await get_address(session, scope, customer_id, address_id)
+    if not addr.is_default:
+        await _make_default(session, scope, customer_id, addr)
+    return addr
+
+
+async def delete_address(session: AsyncSession, scope: TenantScope, customer_id: int, address_id: int) -> None:
+    """Delete an address; when it was the default, the newest remaining one takes over."""
+    await _lock_customer(session, scope, customer_id)
+    addr = await get_address(session, scope, customer_id, address_id)
+    was_default = addr.is_default
+    await session.delete(addr)
+    await session.flush()
+    if was_default:
+        newest = await Addresses(session, scope.id).newest(customer_id)
+        if newest is not None:
+            await _make_default(session, scope, customer_id, newest)

@@ -1,5 +1,5 @@
 """Pages of the customers module: the H5 storefront shell (``/m/{shop}/...``: home, sign-in,
-"我的") and the console's customer list and detail (``/admin/customers``).
+"我的", the address book under ``/m/{shop}/me/addresses``) and the console's customer list and detail (``/admin/customers``).
 
 The JSON APIs (``customers/api.py``) serve mini programs and integrations; these pages call
 the same services. Storefront forms are plain HTML posts so they work without JavaScript;
@@ -34,7 +34,16 @@ from siyu.customers.access import (
     ShopperSession,
 )
 from siyu.customers.api import mini_program
-from siyu.customers.schemas import BindPhone, ProfileUpdate, SmsLogin, WechatLogin
+from siyu.customers.schemas import (
+    MAX_ADDRESSES,
+    PROVINCES,
+    AddressIn,
+    AddressUpdate,
+    BindPhone,
+    ProfileUpdate,
+    SmsLogin,
+    WechatLogin,
+)
 from siyu.kit.errors import NotFound
 from siyu.kit.i18n import gettext as _
 from siyu.kit.security import mask_phone
@@ -44,8 +53,16 @@ from siyu.kit.web import UoW, clear_cookie, client_ip, runtime, set_session_cook
 from siyu.staff import service as staff_service
 from siyu.staff.access import StaffPrincipal, require
 from siyu.tenants import service as tenants_service
-from siyu.web import i18n_store  # noqa: F401  (registers the English of these pages)
-from siyu.web.forms import FLASH_COOKIE, attempt, check_origin, safe_next, take_flash
+from siyu.web import i18n_shipping, i18n_store  # noqa: F401  (register the English of these pages)
+from siyu.web.forms import (
+    FLASH_COOKIE,
+    attempt,
+    check_origin,
+    field_errors,
+    first_error,
+    safe_next,
+    take_flash,
+)
 from siyu.web.page import console_page, flash
 from siyu.web.templating import render
 
@@ -316,6 +333,116 @@ async def me_bind_phone(request: Request, session: UoW, me: CurrentShopper,
     if result.merged_from:
         return flash(resp, _("手机号已绑定，并已与该手机号原有的会员账号合并"))
     return flash(resp, _("手机号已绑定"))
+
+
+# 收货地址 ---------------------------------------------------------------------------------------
+
+ADDRESS_FIELD_MESSAGES = {
+    "receiver_name": "请填写收货人（最多 50 字）",
+    "phone": "请输入正确的 11 位手机号",
+    "province_code": "请选择省份",
+    "city": "请填写城市（最多 40 字）",
+    "district": "请填写区县（最多 40 字）",
+    "detail": "请填写详细地址（2–200 字）",
+    "postal_code": "邮政编码为 6 位数字，可不填",
+}
+AddressText = Annotated[str, Form(max_length=300)]
+
+
+async def _addresses_page(request: Request, session: AsyncSession, me: ShopperSession, *, message: str = "",
+                          status_code: int = 200) -> HTMLResponse:
+    rows = await service.list_addresses(session, me.shop.scope, me.customer.id)  # type: ignore[union-attr]
+    ctx: dict[str, Any] = {"addresses": rows, "max_addresses": MAX_ADDRESSES}
+    if message:
+        ctx["flash"] = {"kind": "error", "message": message}
+    return _store_page(request, me.shop, "store/addresses.html", ctx, shopper=me, active_tab="me", status_code=status_code)
+
+
+def _address_form(request: Request, me: ShopperSession, *, address_id: int | None, values: dict[str, Any],
+                  errors: dict[str, str] | None = None, message: str = "", status_code: int = 200) -> HTMLResponse:
+    ctx: dict[str, Any] = {"address_id": address_id, "values": values, "errors": errors or {}, "provinces": PROVINCES}
+    if message:
+        ctx["flash"] = {"kind": "error", "message": message}
+    return _store_page(request, me.shop, "store/address_form.html", ctx, shopper=me, active_tab="me", status_code=status_code)
+
+
+def _address_values(receiver_name: str, phone: str, province_code: str, city: str, district: str, detail: str,
+                    postal_code: str, is_default: str) -> dict[str, Any]:
+    return {"receiver_name": receiver_name.strip(), "phone": phone.strip(), "province_code": province_code.strip(),
+            "city": city.strip(), "district": district.strip(), "detail": detail.strip(), "postal_code": postal_code.strip(),
+            "is_default": is_default in ("1", "on", "true")}
+
+
+@router.get("/m/{shop}/me/addresses")
+async def addresses(request: Request, session: UoW, me: CurrentShopper) -> Response:
+    return await _addresses_page(request, session, me)
+
+
+@router.get("/m/{shop}/me/addresses/new")
+async def address_new(request: Request, me: CurrentShopper) -> Response:
+    return _address_form(request, me, address_id=None, values={"is_default": False})
+
+
+@router.get("/m/{shop}/me/addresses/{address_id}")
+async def address_edit(address_id: PathId, request: Request, session: UoW, me: CurrentShopper) -> Response:
+    a = await service.get_address(session, me.shop.scope, me.customer.id, address_id)  # type: ignore[union-attr]
+    values = {k: getattr(a, k) or "" for k in ("receiver_name", "phone", "province_code", "city", "district", "detail",
+                                                 "postal_code")}
+    values["is_default"] = a.is_default
+    return _address_form(request, me, address_id=a.id, values=values)
+
+
+async def _address_save(request: Request, session: AsyncSession, me: ShopperSession, address_id: int | None,
+                        values: dict[str, Any]) -> Response:
+    scope, cid = me.shop.scope, me.customer.id  # type: ignore[union-attr]
+    try:
+        data = AddressIn(**values)
+    except ValidationError as exc:
+        errors = field_errors(exc, ADDRESS_FIELD_MESSAGES)
+        return _address_form(request, me, address_id=address_id, values=values, errors=errors, status_code=422,
+                             message=first_error(errors))
+    if address_id is None:
+        _saved, err = await attempt(session, lambda: service.create_address(session, scope, cid, data))
+    else:
+        update = AddressUpdate(**data.model_dump())
+        _saved, err = await attempt(session, lambda: service.update_address(session, scope, cid, address_id, update))
+    if err is not None:
+        if err.status == 404:
+            raise err
+        return _address_form(request, me, address_id=address_id, values=values, message=err.message(),
+                             status_code=err.status)
+    return flash(RedirectResponse(f"/m/{scope.code}/me/addresses", status_code=303), _("收货地址已保存"))
+
+
+@router.post("/m/{shop}/me/addresses")
+async def address_create(request: Request, session: UoW, me: CurrentShopper, receiver_name: AddressText = "",
+                         phone: AddressText = "", province_code: AddressText = "", city: AddressText = "",
+                         district: AddressText = "", detail: AddressText = "", postal_code: AddressText = "",
+                         is_default: AddressText = "") -> Response:
+    values = _address_values(receiver_name, phone, province_code, city, district, detail, postal_code, is_default)
+    return await _address_save(request, session, me, None, values)
+
+
+@router.post("/m/{shop}/me/addresses/{address_id}")
+async def address_update(address_id: PathId, request: Request, session: UoW, me: CurrentShopper,
+                         receiver_name: AddressText = "", phone: AddressText = "", province_code: AddressText = "",
+                         city: AddressText = "", district: AddressText = "", detail: AddressText = "",
+                         postal_code: AddressText = "", is_default: AddressText = "") -> Response:
+    await service.get_address(session, me.shop.scope, me.customer.id, address_id)  # type: ignore[union-attr]
+    values = _address_values(receiver_name, phone, province_code, city, district, detail, postal_code, is_default)
+    return await _address_save(request, session, me, address_id, values)
+
+
+@router.post("/m/{shop}/me/addresses/{address_id}/default")
+async def address_default(address_id: PathId, session: UoW, me: CurrentShopper) -> Response:
+    await service.set_default_address(session, me.shop.scope, me.customer.id, address_id)  # type: ignore[union-attr]
+    return flash(RedirectResponse(f"/m/{me.shop.scope.code}/me/addresses", status_code=303), _("已设为默认地址"))
+
+
+@router.post("/m/{shop}/me/addresses/{address_id}/delete")
+async def address_delete(address_id: PathId, session: UoW, me: CurrentShopper) -> Response:
+    await service.delete_address(session, me.shop.scope, me.customer.id, address_id)  # type: ignore[union-attr]
+    return flash(RedirectResponse(f"/m/{me.shop.scope.code}/me/addresses", status_code=303), _("收货地址已删除"))
 
 
 @router.post("/m/{shop}/logout")

@@ -15,6 +15,7 @@ import siyu.kit.sessions
 import siyu.kit.sms
 import siyu.kit.storage
 import siyu.payments.models
+import siyu.shipping.models
 import siyu.staff.models
 import siyu.tenants.models  # noqa: F401
 from siyu.kit.db import Base

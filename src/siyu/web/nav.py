@@ -66,6 +66,7 @@ def console_nav(me: StaffPrincipal, path: str) -> list[NavGroup]:
         NavGroup("设置", [
             NavItem("店铺设置", "/admin/settings", "⚙️", permission="settings.read"),
             NavItem("门店", "/admin/stores", "🏬", permission="stores.read"),
+            NavItem("运费模板", "/admin/shipping/freight-templates", "🚚", permission="orders.read"),
             NavItem("员工", "/admin/staff", "🧑‍💼", permission="staff.read"),
             NavItem("角色与权限", "/admin/roles", "🔐", permission="staff.read"),
             NavItem("API 令牌", "/admin/tokens", "🔑", permission="tokens.manage"),

@@ -13,20 +13,23 @@ from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu.kit import clock
 from siyu.kit.context import Actor, actor_var
 from siyu.kit.errors import Forbidden, Unauthorized
 from siyu.kit.security import constant_time_equals
-from siyu.kit.sessions import lookup_session
+from siyu.kit.sessions import create_session, lookup_session, revoke_session
 from siyu.kit.tenancy import TenantScope
-from siyu.kit.web import SAFE_METHODS, UoW, runtime
+from siyu.kit.web import SAFE_METHODS, UoW, clear_cookie, client_ip, runtime
 from siyu.staff import service
 from siyu.staff.permissions import BY_CODE
 
 STAFF_COOKIE = "siyu_staff"
 PLATFORM_COOKIE = "siyu_platform"
+#: Platform operator sessions are short: they can suspend any tenant.
+PLATFORM_DAYS = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,3 +186,56 @@ async def _load_platform(request: Request, session: UoW) -> PlatformPrincipal:
 
 
 CurrentPlatform = Annotated[PlatformPrincipal, Depends(_load_platform)]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A new console or platform session: who, the cookie token and its CSRF token."""
+
+    principal_id: int
+    name: str
+    tenant_id: int | None
+    token: str
+    csrf_token: str
+    days: int
+
+
+async def sign_in_staff(request: Request, session: AsyncSession, username: str, password: str) -> SignedIn:
+    """Check the password (with lockout), the tenant's status, and open a session.
+
+    The one sign-in path for the JSON API and the console form."""
+    from siyu.tenants import service as tenants_service
+
+    rt = runtime(request)
+    s = rt.settings
+    auth = await service.authenticate(session, rt.kv, username, password, client_ip(request),
+                                      max_failures=s.login_max_failures, lockout_seconds=s.login_lockout_seconds)
+    tenant = await tenants_service.get_tenant(session, auth.staff.tenant_id)
+    tenants_service.ensure_active(tenant)
+    token, row = await create_session(session, kind="staff", principal_id=auth.staff.id, tenant_id=tenant.id,
+                                      days=s.session_days, ip=client_ip(request), user_agent=request.headers.get("user-agent"))
+    actor_var.set(Actor("staff", auth.staff.id, auth.staff.name, tenant.id))
+    return SignedIn(auth.staff.id, auth.staff.name, tenant.id, token, row.csrf_token, s.session_days)
+
+
+async def sign_in_platform(request: Request, session: AsyncSession, username: str, password: str) -> SignedIn:
+    from siyu.tenants import service as tenants_service
+
+    rt = runtime(request)
+    s = rt.settings
+    user = await tenants_service.authenticate_platform(session, rt.kv, username, password, client_ip(request),
+                                                       max_failures=s.login_max_failures,
+                                                       lockout_seconds=s.login_lockout_seconds)
+    token, row = await create_session(session, kind="platform", principal_id=user.id, tenant_id=None, days=PLATFORM_DAYS,
+                                      ip=client_ip(request), user_agent=request.headers.get("user-agent"))
+    actor_var.set(Actor("platform", user.id, user.name))
+    return SignedIn(user.id, user.name, None, token, row.csrf_token, PLATFORM_DAYS)
+
+
+async def sign_out(request: Request, session: AsyncSession, cookie_name: str, response: Response) -> Response:
+    """Revoke the session named by the cookie and clear the cookie on ``response``."""
+    cookie = request.cookies.get(cookie_name)
+    if cookie:
+        await revoke_session(session, cookie)
+    clear_cookie(response, cookie_name)
+    return response

@@ -6,14 +6,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from siyu.kit.context import Actor, actor_var, current_language
+from siyu.kit.context import current_language
 from siyu.kit.pagination import Page, Pages
 from siyu.kit.security import mask_phone
-from siyu.kit.sessions import create_session, revoke_session
 from siyu.kit.types import FilterText, PathId, SearchText
-from siyu.kit.web import ADMIN_ERRORS, UoW, clear_cookie, client_ip, runtime, set_session_cookie
+from siyu.kit.web import ADMIN_ERRORS, UoW, set_session_cookie
 from siyu.staff import service
-from siyu.staff.access import STAFF_COOKIE, CurrentStaff, StaffPrincipal, require
+from siyu.staff.access import (
+    STAFF_COOKIE,
+    CurrentStaff,
+    StaffPrincipal,
+    require,
+    sign_in_staff,
+    sign_out,
+)
 from siyu.staff.permissions import PERMISSIONS
 from siyu.staff.schemas import (
     AuditOut,
@@ -33,34 +39,22 @@ from siyu.staff.schemas import (
     TokenCreated,
     TokenOut,
 )
-from siyu.tenants import service as tenants_service
 
 router = APIRouter(prefix="/api/admin/v1", tags=["admin: staff & access"], responses=ADMIN_ERRORS)
 
 
 @router.post("/auth/login", response_model=LoginOut, summary="Sign in to the console")
 async def login(body: LoginIn, request: Request, response: Response, session: UoW) -> LoginOut:
-    rt = runtime(request)
-    s = rt.settings
-    auth = await service.authenticate(session, rt.kv, body.username, body.password, client_ip(request),
-                                      max_failures=s.login_max_failures, lockout_seconds=s.login_lockout_seconds)
-    tenant = await tenants_service.get_tenant(session, auth.staff.tenant_id)
-    tenants_service.ensure_active(tenant)
-    token, row = await create_session(session, kind="staff", principal_id=auth.staff.id, tenant_id=tenant.id,
-                                      days=s.session_days, ip=client_ip(request), user_agent=request.headers.get("user-agent"))
-    actor_var.set(Actor("staff", auth.staff.id, auth.staff.name, tenant.id))
-    set_session_cookie(response, request, STAFF_COOKIE, token, s.session_days)
-    return LoginOut(token=token, csrf_token=row.csrf_token, staff_id=auth.staff.id, tenant_id=tenant.id, name=auth.staff.name)
+    signed = await sign_in_staff(request, session, body.username, body.password)
+    set_session_cookie(response, request, STAFF_COOKIE, signed.token, signed.days)
+    assert signed.tenant_id is not None
+    return LoginOut(token=signed.token, csrf_token=signed.csrf_token, staff_id=signed.principal_id,
+                    tenant_id=signed.tenant_id, name=signed.name)
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, summary="Sign out of the console")
-async def logout(request: Request, response: Response, session: UoW, me: CurrentStaff) -> Response:
-    cookie = request.cookies.get(STAFF_COOKIE)
-    if cookie:
-        await revoke_session(session, cookie)
-    out = Response(status_code=204)
-    clear_cookie(out, STAFF_COOKIE)
-    return out
+async def logout(request: Request, session: UoW, me: CurrentStaff) -> Response:
+    return await sign_out(request, session, STAFF_COOKIE, Response(status_code=204))
 
 
 @router.get("/me", response_model=MeOut, summary="Who am I, and what may I do")

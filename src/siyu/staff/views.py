@@ -26,15 +26,21 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu.kit import audit, clock
-from siyu.kit.context import Actor, actor_var
 from siyu.kit.i18n import gettext as _
 from siyu.kit.security import mask_phone
-from siyu.kit.sessions import create_session, lookup_session, revoke_session
+from siyu.kit.sessions import lookup_session
 from siyu.kit.tenancy import TenantScope
 from siyu.kit.types import PathId
-from siyu.kit.web import UoW, clear_cookie, client_ip, runtime, set_session_cookie
+from siyu.kit.web import UoW, clear_cookie, runtime, set_session_cookie
 from siyu.staff import service
-from siyu.staff.access import STAFF_COOKIE, CurrentStaff, StaffPrincipal, require
+from siyu.staff.access import (
+    STAFF_COOKIE,
+    CurrentStaff,
+    StaffPrincipal,
+    require,
+    sign_in_staff,
+    sign_out,
+)
 from siyu.staff.models import ApiToken, Role
 from siyu.staff.permissions import grouped
 from siyu.staff.schemas import (
@@ -188,38 +194,19 @@ async def login_submit(request: Request, session: UoW,
     if fields:
         return _login_form(request, next_url=next_url, username=username, error=first_error(fields), fields=fields,
                            status_code=422)
-    rt = runtime(request)
-    s = rt.settings
-
-    async def sign_in() -> tuple[service.Authenticated, str]:
-        auth = await service.authenticate(session, rt.kv, username, password, client_ip(request),
-                                          max_failures=s.login_max_failures, lockout_seconds=s.login_lockout_seconds)
-        tenant = await tenants_service.get_tenant(session, auth.staff.tenant_id)
-        tenants_service.ensure_active(tenant)
-        token, _row = await create_session(session, kind="staff", principal_id=auth.staff.id, tenant_id=tenant.id,
-                                           days=s.session_days, ip=client_ip(request),
-                                           user_agent=request.headers.get("user-agent"))
-        return auth, token
-
-    result, err = await attempt(session, sign_in)
-    if err is not None or result is None:
+    signed, err = await attempt(session, lambda: sign_in_staff(request, session, username, password))
+    if err is not None or signed is None:
         assert err is not None
         return _login_form(request, next_url=next_url, username=username, error=err.message(),
                            status_code=err.status, headers=err.headers or None)
-    auth, token = result
-    actor_var.set(Actor("staff", auth.staff.id, auth.staff.name, auth.staff.tenant_id))
     resp = RedirectResponse(next_url, status_code=303)
-    set_session_cookie(resp, request, STAFF_COOKIE, token, s.session_days)
-    return flash(resp, _("欢迎回来，%(name)s") % {"name": auth.staff.name})
+    set_session_cookie(resp, request, STAFF_COOKIE, signed.token, signed.days)
+    return flash(resp, _("欢迎回来，%(name)s") % {"name": signed.name})
 
 
 @router.post("/admin/logout")
 async def logout(request: Request, session: UoW, me: CurrentStaff) -> Response:
-    cookie = request.cookies.get(STAFF_COOKIE)
-    if cookie:
-        await revoke_session(session, cookie)
-    resp = RedirectResponse("/admin/login", status_code=303)
-    clear_cookie(resp, STAFF_COOKIE)
+    resp = await sign_out(request, session, STAFF_COOKIE, RedirectResponse("/admin/login", status_code=303))
     return flash(resp, _("已退出登录"))
 
 

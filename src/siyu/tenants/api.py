@@ -6,12 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from siyu.kit.context import Actor, actor_var
 from siyu.kit.pagination import Page, Pages
-from siyu.kit.sessions import create_session, revoke_session
 from siyu.kit.types import PathId, SearchText
-from siyu.kit.web import ADMIN_ERRORS, UoW, clear_cookie, client_ip, runtime, set_session_cookie
-from siyu.staff.access import PLATFORM_COOKIE, CurrentPlatform, StaffPrincipal, require
+from siyu.kit.web import ADMIN_ERRORS, UoW, set_session_cookie
+from siyu.staff.access import (
+    PLATFORM_COOKIE,
+    CurrentPlatform,
+    StaffPrincipal,
+    require,
+    sign_in_platform,
+    sign_out,
+)
 from siyu.staff.schemas import LoginIn
 from siyu.tenants import service
 from siyu.tenants.schemas import (
@@ -68,25 +73,14 @@ async def update_store(store_id: PathId, body: StoreUpdate, session: UoW,
 
 @platform.post("/auth/login", summary="Sign in as a platform operator")
 async def platform_login(body: LoginIn, request: Request, response: Response, session: UoW) -> dict[str, str]:
-    rt = runtime(request)
-    s = rt.settings
-    user = await service.authenticate_platform(session, rt.kv, body.username, body.password, client_ip(request),
-                                               max_failures=s.login_max_failures, lockout_seconds=s.login_lockout_seconds)
-    token, row = await create_session(session, kind="platform", principal_id=user.id, tenant_id=None, days=1,
-                                      ip=client_ip(request), user_agent=request.headers.get("user-agent"))
-    actor_var.set(Actor("platform", user.id, user.name))
-    set_session_cookie(response, request, PLATFORM_COOKIE, token, 1)
-    return {"token": token, "csrf_token": row.csrf_token}
+    signed = await sign_in_platform(request, session, body.username, body.password)
+    set_session_cookie(response, request, PLATFORM_COOKIE, signed.token, signed.days)
+    return {"token": signed.token, "csrf_token": signed.csrf_token}
 
 
 @platform.post("/auth/logout", status_code=204, summary="Sign out")
 async def platform_logout(request: Request, session: UoW, me: CurrentPlatform) -> Response:
-    cookie = request.cookies.get(PLATFORM_COOKIE)
-    if cookie:
-        await revoke_session(session, cookie)
-    out = Response(status_code=204)
-    clear_cookie(out, PLATFORM_COOKIE)
-    return out
+    return await sign_out(request, session, PLATFORM_COOKIE, Response(status_code=204))
 
 
 @platform.get("/tenants", response_model=Page[TenantOut], summary="List tenants")

@@ -16,14 +16,20 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from siyu.kit.context import Actor, actor_var
 from siyu.kit.i18n import gettext as _
 from siyu.kit.security import mask_phone
-from siyu.kit.sessions import create_session, lookup_session, revoke_session
+from siyu.kit.sessions import lookup_session
 from siyu.kit.types import PathId
-from siyu.kit.web import UoW, clear_cookie, client_ip, runtime, set_session_cookie
+from siyu.kit.web import UoW, set_session_cookie
 from siyu.staff import service as staff_service
-from siyu.staff.access import PLATFORM_COOKIE, CurrentPlatform, StaffPrincipal, require
+from siyu.staff.access import (
+    PLATFORM_COOKIE,
+    CurrentPlatform,
+    StaffPrincipal,
+    require,
+    sign_in_platform,
+    sign_out,
+)
 from siyu.tenants import service
 from siyu.tenants.models import Tenant
 from siyu.tenants.schemas import StoreIn, StoreUpdate, TenantCreate, TenantSettingsUpdate
@@ -305,36 +311,19 @@ async def platform_login_submit(request: Request, session: UoW,
         fields["password"] = _("请输入密码")
     if fields:
         return _platform_login_form(request, username=username, error=first_error(fields), fields=fields, status_code=422)
-    rt = runtime(request)
-    s = rt.settings
-
-    async def sign_in() -> tuple[Any, str]:
-        user = await service.authenticate_platform(session, rt.kv, username, password, client_ip(request),
-                                                   max_failures=s.login_max_failures,
-                                                   lockout_seconds=s.login_lockout_seconds)
-        token, _row = await create_session(session, kind="platform", principal_id=user.id, tenant_id=None, days=1,
-                                           ip=client_ip(request), user_agent=request.headers.get("user-agent"))
-        return user, token
-
-    result, err = await attempt(session, sign_in)
-    if err is not None or result is None:
+    signed, err = await attempt(session, lambda: sign_in_platform(request, session, username, password))
+    if err is not None or signed is None:
         assert err is not None
         return _platform_login_form(request, username=username, error=err.message(), status_code=err.status,
                                     headers=err.headers or None)
-    user, token = result
-    actor_var.set(Actor("platform", user.id, user.name))
     resp = RedirectResponse("/platform", status_code=303)
-    set_session_cookie(resp, request, PLATFORM_COOKIE, token, 1)
-    return flash(resp, _("欢迎回来，%(name)s") % {"name": user.name})
+    set_session_cookie(resp, request, PLATFORM_COOKIE, signed.token, signed.days)
+    return flash(resp, _("欢迎回来，%(name)s") % {"name": signed.name})
 
 
 @router.post("/platform/logout")
 async def platform_logout(request: Request, session: UoW, me: CurrentPlatform) -> Response:
-    cookie = request.cookies.get(PLATFORM_COOKIE)
-    if cookie:
-        await revoke_session(session, cookie)
-    resp = RedirectResponse("/platform/login", status_code=303)
-    clear_cookie(resp, PLATFORM_COOKIE)
+    resp = await sign_out(request, session, PLATFORM_COOKIE, RedirectResponse("/platform/login", status_code=303))
     return flash(resp, _("已退出登录"))
 
 

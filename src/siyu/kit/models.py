@@ -14,6 +14,7 @@ import siyu.kit.outbox
 import siyu.kit.sessions
 import siyu.kit.sms
 import siyu.kit.storage
+import siyu.orders.models
 import siyu.payments.models
 import siyu.shipping.models
 import siyu.staff.models

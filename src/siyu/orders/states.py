@@ -168,3 +168,19 @@ def log_order_event(session: AsyncSession, order: Order, action: str, *, actor: 
                     note: str | None = None) -> None:
     """A timeline entry that is not a status change (a partial shipment, a seller note...)."""
     _log(session, order.id, order.tenant_id, order.status, order.status, action, actor, note)
+
+
+def log_creation(session: AsyncSession, order: Order, *, actor: Actor | None = None, note: str | None = None) -> None:
+    """The first timeline entry of an order: ``new → pending_payment``, action ``place``.
+
+    Creation is an insert, not a move, so it has no conditional update; the row exists
+    exactly when the order does (same transaction)."""
+    _log(session, order.id, order.tenant_id, "new", order.status, "place", actor, note)
+
+
+def log_case_creation(session: AsyncSession, case: AfterSale, *, actor: Actor | None = None,
+                      note: str | None = None) -> None:
+    """The first timeline entry of an after-sales case: ``new → requested``, action ``open``.
+
+    Like :func:`log_creation`, an insert in the same transaction as the case row."""
+    _log(session, case.order_id, case.tenant_id, "new", case.status, "open", actor, note, after_sale_id=case.id)

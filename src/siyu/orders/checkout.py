@@ -1,0 +1,297 @@
+"""下单: turn a priced cart into an order in ``pending_payment``, holding its stock.
+
+:func:`place_order` is all or nothing. In one savepoint it
+
+1. answers a repeated ``Idempotency-Key`` with the order it already made (same request
+   hash) or ``409 idempotency_key_reused`` (another body);
+2. checks the lines and, when anything ships, the customer's own address
+   (``422 address_required`` / ``404 address_not_found``);
+3. prices the lines with :func:`siyu.orders.pricing.price` (the client never sends a price);
+4. inserts the order row **first** and flushes it, in its own savepoint: the unique
+   constraints decide the races. Two attempts with one key: on PostgreSQL the second
+   waits on the unique index until the first commits, fails, and reads the winner; on
+   SQLite writers are serialised and the second finds the winner in step 1. An order
+   number that is taken (``uq_orders_no``) is drawn again. Because the loser fails before
+   it reserved anything, it never holds stock;
+5. reserves the stock of every line with :func:`siyu.inventory.service.reserve` under
+   ``order:<id>`` (a shortage is one ``409 out_of_stock`` listing the short lines, and the
+   savepoint takes the order row back with it);
+6. writes the lines (snapshots of title, spec, image, prices and the per-line discounts and
+   freight), one fulfilment part per stock location from the reservation plan (a line split
+   over two locations has an item in each) and one ``virtual`` part without a location for
+   the lines that ship nothing; the transition row ``new → pending_payment`` (``place``);
+   the outbox event ``order.placed``; and takes the ordered SKUs out of the cart when the
+   order came from it.
+
+Virtual goods are reserved like the others (their stock is counted too); only their
+fulfilment part has no location.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from siyu.catalog.service import SkuForSale
+from siyu.customers import service as customers_service
+from siyu.inventory import service as inventory_service
+from siyu.kit import clock, outbox
+from siyu.kit.errors import Conflict, ValidationFailed
+from siyu.kit.tenancy import TenantRepository, TenantScope
+from siyu.orders import cart, pricing, states
+from siyu.orders.models import FulfilmentItem, Order, OrderFulfilment, OrderLine
+
+PLACED_TOPIC = "order.placed"
+CHANNELS = ("h5", "mini_program", "api", "demo")
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+_ORDER_NO_ATTEMPTS = 8
+
+
+class Orders(TenantRepository[Order]):
+    model = Order
+    not_found_zh = "订单"
+    not_found_en = "Order"
+    not_found_code = "order_not_found"
+
+    async def by_idempotency_key(self, customer_id: int, key: str) -> Order | None:
+        stmt = self.select().where(Order.customer_id == customer_id, Order.idempotency_key == key)
+        return (await self.session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
+
+    async def contents(self, order_id: int) -> tuple[Sequence[OrderLine], Sequence[OrderFulfilment], Sequence[FulfilmentItem]]:
+        lines = (await self.session.execute(select(OrderLine).where(
+            OrderLine.tenant_id == self.tenant_id, OrderLine.order_id == order_id).order_by(OrderLine.id))).scalars().all()
+        parts = (await self.session.execute(select(OrderFulfilment).where(
+            OrderFulfilment.tenant_id == self.tenant_id, OrderFulfilment.order_id == order_id)
+            .order_by(OrderFulfilment.seq))).scalars().all()
+        items = (await self.session.execute(select(FulfilmentItem).where(
+            FulfilmentItem.tenant_id == self.tenant_id, FulfilmentItem.order_id == order_id)
+            .order_by(FulfilmentItem.id))).scalars().all()
+        return lines, parts, items
+
+    async def no_taken(self, order_no: str) -> bool:
+        stmt = select(Order.id).where(Order.tenant_id == self.tenant_id, Order.order_no == order_no)
+        return (await self.session.execute(stmt)).first() is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    order: Order
+    #: False when an earlier request with the same Idempotency-Key made the order.
+    created: bool
+
+
+async def order_contents(session: AsyncSession, scope: TenantScope, order_id: int,
+                         ) -> tuple[Sequence[OrderLine], Sequence[OrderFulfilment], Sequence[FulfilmentItem]]:
+    """The lines, fulfilment parts and their items of an order just placed (for the placement answer)."""
+    return await Orders(session, scope.id).contents(order_id)
+
+
+def check_idempotency_key(key: str | None) -> str:
+    if key is None or not _KEY.match(key):
+        raise ValidationFailed("invalid_idempotency_key", "请求头 Idempotency-Key 需为 1–64 位字母、数字、_ 或 -",
+                               "The Idempotency-Key header must be 1–64 of A-Z a-z 0-9 _ -",
+                               fields=[{"field": "Idempotency-Key", "message": "1–64 of [A-Za-z0-9_-]"}])
+    return key
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a validated request body (sorted keys, no spaces)."""
+    raw = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def new_order_no(scope: TenantScope) -> str:
+    """``yymmdd`` in the tenant's time zone + 8 random digits (unique per tenant; drawn again on a clash)."""
+    day = clock.now().astimezone(ZoneInfo(scope.timezone)).strftime("%y%m%d")
+    return f"{day}{secrets.randbelow(10**8):08d}"
+
+
+async def pay_timeout_minutes(session: AsyncSession, scope: TenantScope) -> int:
+    """The tenant's unpaid-order timeout (:func:`siyu.orders.service.order_settings`).
+
+    Imported here: the lifecycle service may use the cart and checkout, not the other way round."""
+    from siyu.orders import service as order_service
+
+    return int((await order_service.order_settings(session, scope)).pay_timeout_minutes)
+
+
+def _address_snapshot(addr: Any) -> dict[str, Any]:
+    return {"address_id": addr.id, "receiver_name": addr.receiver_name, "phone": addr.phone,
+            "province_code": addr.province_code, "province": addr.province, "city": addr.city,
+            "district": addr.district, "detail": addr.detail, "postal_code": addr.postal_code}
+
+
+def _same_request(existing: Order, req_hash: str) -> Placed:
+    if existing.request_hash != req_hash:
+        raise Conflict("idempotency_key_reused", "该 Idempotency-Key 已用于另一笔不同的下单请求",
+                       "This Idempotency-Key was already used with a different request",
+                       extra={"order_id": existing.id})
+    return Placed(existing, False)
+
+
+async def _insert_order(session: AsyncSession, scope: TenantScope, order: Order, key: str | None,
+                        req_hash: str) -> Placed:
+    repo = Orders(session, scope.id)
+    for _attempt in range(_ORDER_NO_ATTEMPTS):
+        order.order_no = new_order_no(scope)
+        try:
+            async with session.begin_nested():
+                repo.add(order)
+                await session.flush()
+            return Placed(order, True)
+        except IntegrityError:
+            if key is not None:
+                winner = await repo.by_idempotency_key(order.customer_id, key)
+                if winner is not None:
+                    return _same_request(winner, req_hash)
+            if not await repo.no_taken(order.order_no):
+                raise
+    raise Conflict("order_no_exhausted", "订单号生成失败，请重试", "Could not draw a free order number; retry")
+
+
+async def place(session: AsyncSession, scope: TenantScope, *, customer_id: int, lines: Sequence[tuple[int, int]] | None,
+                address_id: int | None, buyer_note: str | None = None, idempotency_key: str | None = None,
+                request_hash: str | None = None, channel: str = "h5", from_cart: bool = False,
+                options: dict[str, Any] | None = None) -> Placed:
+    """:func:`place_order`, also telling whether this call made the order (for 201 vs 200)."""
+    if channel not in CHANNELS:
+        raise ValidationFailed("invalid_channel", "下单渠道无效", f"channel must be one of {', '.join(CHANNELS)}",
+                               fields=[{"field": "channel", "message": "unknown channel"}])
+    key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
+    note = (buyer_note or "").strip()[:200] or None
+    req_hash = request_hash or _default_hash(lines, address_id, note, from_cart, options)
+    repo = Orders(session, scope.id)
+    if key is not None:
+        existing = await repo.by_idempotency_key(customer_id, key)
+        if existing is not None:
+            return _same_request(existing, req_hash)
+
+    merged, skus, address, province = await _resolve(session, scope, customer_id, lines, from_cart, address_id,
+                                                     require_address=True)
+    quote = await pricing.price(session, scope, customer_id=customer_id, lines=merged, province_code=province,
+                                options=options, skus=skus)
+    now = clock.now()
+    deadline = now + timedelta(minutes=await pay_timeout_minutes(session, scope))
+
+    async with session.begin_nested():
+        order = Order(
+            tenant_id=scope.id, customer_id=customer_id, status="pending_payment", idempotency_key=key,
+            request_hash=req_hash if key is not None else None, channel=channel, goods_fen=quote.goods_fen,
+            discount_fen=quote.discount_fen, freight_fen=quote.freight_fen, payable_fen=quote.payable_fen,
+            item_count=quote.item_count, requires_shipping=quote.requires_shipping, address=address, buyer_note=note,
+            pricing=quote.breakdown(), pay_deadline=deadline, created_at=now, updated_at=now,
+        )
+        placed = await _insert_order(session, scope, order, key, req_hash)
+        if not placed.created:
+            return placed
+        plan = await inventory_service.reserve(session, scope, f"order:{order.id}",
+                                               [(ln.sku_id, ln.quantity) for ln in quote.lines])
+        order_lines = _lines(scope, order, quote)
+        session.add_all(order_lines)
+        await session.flush()
+        await _fulfilments(session, scope, order, order_lines, plan)
+        states.log_creation(session, order)
+        outbox.publish(session, PLACED_TOPIC, {"order_id": order.id, "tenant_id": scope.id, "customer_id": customer_id,
+                                               "payable_fen": order.payable_fen}, tenant_id=scope.id)
+        if from_cart:
+            await cart.remove_skus(session, scope, customer_id, [ln.sku_id for ln in quote.lines])
+        await session.flush()
+    return placed
+
+
+async def place_order(session: AsyncSession, scope: TenantScope, *, customer_id: int,
+                      lines: Sequence[tuple[int, int]] | None, address_id: int | None, buyer_note: str | None = None,
+                      idempotency_key: str | None = None, request_hash: str | None = None, channel: str = "h5",
+                      from_cart: bool = False, options: dict[str, Any] | None = None) -> Order:
+    """Create an order in ``pending_payment`` (see the module docstring); returns the order
+    an earlier request with the same key and body made, if any."""
+    placed = await place(session, scope, customer_id=customer_id, lines=lines, address_id=address_id,
+                         buyer_note=buyer_note, idempotency_key=idempotency_key, request_hash=request_hash,
+                         channel=channel, from_cart=from_cart, options=options)
+    return placed.order
+
+
+async def _resolve(session: AsyncSession, scope: TenantScope, customer_id: int, lines: Sequence[tuple[int, int]] | None,
+                   from_cart: bool, address_id: int | None, *, require_address: bool,
+                   ) -> tuple[list[tuple[int, int]], dict[int, SkuForSale], dict[str, Any], str | None]:
+    """Lines (merged, checked), their SKUs, the address snapshot and its province."""
+    if from_cart:
+        if lines:
+            raise ValidationFailed("lines_with_from_cart", "从购物车下单时不能同时指定商品", "Send either lines or from_cart, not both",
+                                   fields=[{"field": "lines", "message": "not allowed with from_cart"}])
+        lines = await cart.selected_lines(session, scope, customer_id)
+    merged = pricing.merge_lines(list(lines or []))
+    skus = await pricing.load_skus(session, scope, merged)
+    ships = any(skus[s].requires_shipping for s, _q in merged)
+    if address_id is None:
+        if ships and require_address:
+            raise ValidationFailed("address_required", "请选择收货地址", "Choose a delivery address",
+                                   fields=[{"field": "address_id", "message": "required for goods that ship"}])
+        return merged, skus, {}, None
+    addr = await customers_service.get_address(session, scope, customer_id, address_id)
+    if not ships:
+        return merged, skus, {}, None
+    return merged, skus, _address_snapshot(addr), addr.province_code
+
+
+async def preview(session: AsyncSession, scope: TenantScope, *, customer_id: int, lines: Sequence[tuple[int, int]] | None,
+                  address_id: int | None = None, from_cart: bool = False, options: dict[str, Any] | None = None,
+                  ) -> pricing.Quote:
+    """What :func:`place_order` would charge now (no address yet: freight not quoted)."""
+    merged, skus, _address, province = await _resolve(session, scope, customer_id, lines, from_cart, address_id,
+                                                      require_address=False)
+    return await pricing.price(session, scope, customer_id=customer_id, lines=merged, province_code=province,
+                               options=options, skus=skus)
+
+
+def _default_hash(lines: Sequence[tuple[int, int]] | None, address_id: int | None, note: str | None, from_cart: bool,
+                  options: dict[str, Any] | None) -> str:
+    return request_hash({"lines": [[int(s), int(q)] for s, q in (lines or [])], "address_id": address_id,
+                         "buyer_note": note, "from_cart": from_cart, "options": options or {}})
+
+
+def _lines(scope: TenantScope, order: Order, quote: pricing.Quote) -> list[OrderLine]:
+    return [OrderLine(
+        tenant_id=scope.id, order_id=order.id, sku_id=ln.sku_id, product_id=ln.sku.product_id, sku_code=ln.sku.code[:64],
+        title=ln.sku.title[:120], spec_text=(ln.sku.spec_text or "")[:200], image=ln.sku.image, kind=ln.sku.kind,
+        requires_shipping=ln.requires_shipping, unit_price_fen=ln.unit_price_fen, quantity=ln.quantity,
+        subtotal_fen=ln.subtotal_fen, discount_fen=ln.discount_fen, freight_fen=ln.freight_fen, paid_fen=ln.paid_fen,
+        discounts=ln.discounts,
+    ) for ln in quote.lines]
+
+
+async def _fulfilments(session: AsyncSession, scope: TenantScope, order: Order, lines: Sequence[OrderLine],
+                       plan: Sequence[inventory_service.ReservedLine]) -> list[OrderFulfilment]:
+    """One part per location (in the plan's order) for lines that ship, one ``virtual`` part for the rest."""
+    by_sku = {ln.sku_id: ln for ln in lines}
+    per_location: dict[int, list[tuple[OrderLine, int]]] = defaultdict(list)
+    for r in plan:
+        ln = by_sku[r.sku_id]
+        if ln.requires_shipping:
+            per_location[r.location_id].append((ln, r.qty))
+    groups: list[tuple[int | None, str, list[tuple[OrderLine, int]]]] = [
+        (location_id, "ship", items) for location_id, items in per_location.items()]
+    virtual = [(ln, ln.quantity) for ln in lines if not ln.requires_shipping]
+    if virtual:
+        groups.append((None, "virtual", virtual))
+    parts = [OrderFulfilment(tenant_id=scope.id, order_id=order.id, seq=seq, location_id=location_id, kind=kind,
+                             status="pending") for seq, (location_id, kind, _items) in enumerate(groups, start=1)]
+    session.add_all(parts)
+    await session.flush()
+    for part, (_loc, _kind, items) in zip(parts, groups, strict=True):
+        session.add_all([FulfilmentItem(tenant_id=scope.id, fulfilment_id=part.id, order_id=order.id, order_line_id=ln.id,
+                                        sku_id=ln.sku_id, quantity=qty) for ln, qty in items])
+    return parts

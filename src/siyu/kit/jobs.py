@@ -31,7 +31,9 @@ def _make_broker() -> AsyncBroker:
     if settings.effective_broker == "redis" and settings.redis_url:
         from taskiq_redis import ListQueueBroker
 
-        return ListQueueBroker(settings.redis_url, queue_name="siyu:jobs")
+        # BRPOP blocks until a job arrives; redis-py's default socket timeout would turn an
+        # idle queue into an error, so the listening connection has none.
+        return ListQueueBroker(settings.redis_url, queue_name="siyu:jobs", socket_timeout=None)
     return InMemoryBroker()
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy import BigInteger, Integer, Select, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu.inventory.models import (
@@ -29,6 +30,7 @@ from siyu.inventory.models import (
 )
 from siyu.inventory.schemas import MAX_UNITS
 from siyu.kit import clock
+from siyu.kit.db import UtcDateTime
 from siyu.kit.tenancy import TenantRepository
 
 
@@ -41,6 +43,56 @@ def _insert(session: AsyncSession, model: Any) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(model)
+
+
+# Statements on every order's path are built once with bound parameters: building and
+# fingerprinting a statement costs SQLAlchemy more CPU than SQLite takes to run it.
+_CANDIDATES = (
+    select(StockLevel.sku_id, StockLevel.location_id, StockLevel.on_hand, StockLevel.reserved, StockLocation.priority)
+    .join(StockLocation, StockLocation.id == StockLevel.location_id)
+    .where(StockLevel.tenant_id == bindparam("tenant_id"), StockLocation.tenant_id == bindparam("tenant_id"),
+           StockLocation.status == "active", StockLevel.sku_id.in_(bindparam("sku_ids", expanding=True)))
+    .order_by(StockLevel.sku_id, StockLevel.location_id)
+    .with_for_update(of=StockLevel)
+)
+
+
+@lru_cache(maxsize=32)
+def _reserve_many_stmt(n: int) -> Any:
+    """``UPDATE`` adding ``q<i>`` to ``reserved`` of level ``(s<i>, l<i>)`` for i < n, each only if it fits."""
+    pair = [and_(StockLevel.sku_id == bindparam(f"s{i}", type_=BigInteger),
+                 StockLevel.location_id == bindparam(f"l{i}", type_=BigInteger)) for i in range(n)]
+    qty = [bindparam(f"q{i}", type_=Integer) for i in range(n)]
+    return (
+        update(StockLevel)
+        .where(StockLevel.tenant_id == bindparam("b_tenant"),
+               or_(*[and_(pair[i], StockLevel.on_hand >= StockLevel.reserved + qty[i]) for i in range(n)]))
+        .values(reserved=StockLevel.reserved + case(*[(pair[i], qty[i]) for i in range(n)]),
+                updated_at=bindparam("b_now", type_=UtcDateTime()))
+        .returning(StockLevel.sku_id, StockLevel.location_id, StockLevel.id, StockLevel.on_hand, StockLevel.reserved,
+                   StockLevel.low_stock_threshold)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@lru_cache(maxsize=4)
+def _claim_stmt(dialect: str) -> Any:
+    stmt: Any
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(StockReservation)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(StockReservation)
+    return (
+        stmt
+        .values(tenant_id=bindparam("b_tenant"), source_key=bindparam("b_key"), status="active",
+                created_at=bindparam("b_now", type_=UtcDateTime()))
+        .on_conflict_do_nothing(index_elements=["tenant_id", "source_key"])
+        .returning(StockReservation.id)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +217,20 @@ class Levels(TenantRepository[StockLevel]):
         row = (await self.session.execute(stmt)).first()
         return LevelState(row[0], row[1], row[2], row[3]) if row is not None else None
 
+    async def reserve_many(self, amounts: dict[tuple[int, int], int]) -> dict[tuple[int, int], LevelState]:
+        """:meth:`apply` with ``d_reserved=q`` for several levels in one ``UPDATE``: each row
+        moves only if ``on_hand >= reserved + q`` holds for it. Returns the rows that moved;
+        the caller treats a missing one as a refusal (and rolls back its savepoint). The
+        rows must already be locked (:meth:`candidates`), so the statement takes no new
+        row locks and its scan order cannot deadlock."""
+        if not amounts:
+            return {}
+        params: dict[str, Any] = {"b_tenant": self.tenant_id, "b_now": clock.now()}
+        for i, (s, loc) in enumerate(sorted(amounts)):
+            params[f"s{i}"], params[f"l{i}"], params[f"q{i}"] = s, loc, amounts[(s, loc)]
+        rows = (await self.session.execute(_reserve_many_stmt(len(amounts)), params)).all()
+        return {(row[0], row[1]): LevelState(row[2], row[3], row[4], row[5]) for row in rows}
+
     async def set_threshold(self, level_id: int, threshold: int | None) -> None:
         await self.session.execute(
             update(StockLevel).where(StockLevel.tenant_id == self.tenant_id, StockLevel.id == level_id)
@@ -174,17 +240,11 @@ class Levels(TenantRepository[StockLevel]):
 
     async def candidates(self, sku_ids: Sequence[int], location_ids: Sequence[int] | None = None) -> list[Candidate]:
         """Levels of these SKUs in active locations, locked in (sku_id, location_id) order."""
-        stmt = (
-            select(StockLevel.sku_id, StockLevel.location_id, StockLevel.on_hand, StockLevel.reserved, StockLocation.priority)
-            .join(StockLocation, StockLocation.id == StockLevel.location_id)
-            .where(StockLevel.tenant_id == self.tenant_id, StockLocation.tenant_id == self.tenant_id,
-                   StockLocation.status == "active", StockLevel.sku_id.in_(sorted(set(sku_ids))))
-            .order_by(StockLevel.sku_id, StockLevel.location_id)
-            .with_for_update(of=StockLevel)
-        )
+        stmt = _CANDIDATES
         if location_ids is not None:
             stmt = stmt.where(StockLevel.location_id.in_(sorted(set(location_ids))))
-        return [Candidate(*row) for row in (await self.session.execute(stmt)).all()]
+        rows = (await self.session.execute(stmt, {"tenant_id": self.tenant_id, "sku_ids": sorted(set(sku_ids))})).all()
+        return [Candidate(*row) for row in rows]
 
     async def lock_pairs(self, pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], StockLevel]:
         """Load (and on PostgreSQL lock) these levels in (sku_id, location_id) order."""
@@ -328,13 +388,9 @@ class Reservations(TenantRepository[StockReservation]):
         On PostgreSQL a concurrent claim of the same key waits for the first transaction and
         then does nothing (it committed) or inserts (it rolled back).
         """
-        stmt = (
-            _insert(self.session, StockReservation)
-            .values(tenant_id=self.tenant_id, source_key=source_key, status="active", created_at=clock.now())
-            .on_conflict_do_nothing(index_elements=["tenant_id", "source_key"])
-            .returning(StockReservation.id)
-        )
-        row = (await self.session.execute(stmt)).first()
+        stmt = _claim_stmt(self.session.get_bind().dialect.name)
+        row = (await self.session.execute(stmt, {"b_tenant": self.tenant_id, "b_key": source_key,
+                                                 "b_now": clock.now()})).first()
         return int(row[0]) if row is not None else None
 
     async def by_key(self, source_key: str, *, for_update: bool = False) -> StockReservation | None:
@@ -386,6 +442,20 @@ class Reservations(TenantRepository[StockReservation]):
             .execution_options(synchronize_session=False)
         )
         return bool(res.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def shrink(self, line_id: int, qty: int) -> int | None:
+        """Take ``qty`` units out of a line that are neither committed nor taken out already
+        (a partial release); the line's new quantity, or None when it no longer holds them."""
+        res = await self.session.execute(
+            update(StockReservationLine)
+            .where(StockReservationLine.tenant_id == self.tenant_id, StockReservationLine.id == line_id,
+                   StockReservationLine.quantity - qty >= StockReservationLine.committed)
+            .values(quantity=StockReservationLine.quantity - qty)
+            .returning(StockReservationLine.quantity)
+            .execution_options(synchronize_session=False)
+        )
+        row = res.first()
+        return int(row[0]) if row is not None else None
 
     async def search(self, *, status: str | None = None, source_key: str | None = None, offset: int = 0,
                      limit: int = 20) -> tuple[Sequence[StockReservation], int]:

@@ -44,9 +44,16 @@ Contract
         Level rows are locked and updated in ``(sku_id, location_id)`` order. Repeating a key
         returns the earlier lines (``409 reservation_key_reused`` if the lines differ,
         ``409 illegal_reservation_transition`` if it was released).
-        ``release(session, scope, source_key) -> list[ReservedLine]``: gives back what is
-        reserved and not yet committed; releasing twice, a committed reservation or an unknown
-        key does nothing and returns ``[]``.
+        ``release(session, scope, source_key, lines=None, *, ref=None) -> list[ReservedLine]``:
+        ``lines=None`` gives back what is reserved and not yet committed; releasing twice, a
+        committed reservation or an unknown key does nothing and returns ``[]``. With
+        ``lines`` (``(sku_id, qty)`` pairs, spread over the SKU's locations from the last
+        allocated, or ``ReservedLine`` items for an exact location) only those units go back,
+        capped at what is still reserved and not committed (units refunded before they
+        shipped); they leave the reservation, whose lines shrink. ``ref`` names the partial
+        release (an after-sales case): repeating a ref returns the earlier result and posts
+        nothing. A reservation left holding nothing becomes ``committed`` if any of it
+        shipped, else ``released``.
         ``commit(session, scope, source_key, lines=None, *, ref=None) -> list[ReservedLine]``:
         shipment: ``on_hand`` and ``reserved`` both drop. ``lines=None`` commits everything
         left; otherwise ``(sku_id, qty)`` pairs (spread over that SKU's reserved locations in
@@ -79,6 +86,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -123,6 +131,8 @@ STOCKTAKE_TRANSITIONS = {("draft", "apply"): "applied", ("draft", "cancel"): "ca
 _LOCATION_FIELDS = ["code", "name", "kind", "store_id", "priority", "status"]
 _KEY = re.compile(SOURCE_KEY_PATTERN)
 _REF = re.compile(r"^[A-Za-z0-9_.:@/#-]{1,40}$")
+_INSERT_RESERVATION_LINES = insert(StockReservationLine)
+_INSERT_MOVEMENTS = insert(StockMovement)
 _STATUS_ZH = {"active": "预占中", "released": "已释放", "committed": "已出库", "draft": "草稿", "applied": "已生效",
               "cancelled": "已取消"}
 
@@ -313,6 +323,18 @@ def _movement(scope: TenantScope, e: _Entry, state: LevelState) -> StockMovement
         source_type=e.source_type, source_id=e.source_id[:64], source_key=e.source_key, note=e.note,
         actor_kind=actor.kind, actor_id=actor.id, actor_name=actor.name[:100], created_at=clock.now(),
     )
+
+
+def _movement_row(scope: TenantScope, e: _Entry, state: LevelState) -> dict[str, Any]:
+    """:func:`_movement` as the values of a bulk ``INSERT``."""
+    actor = current_actor()
+    return {
+        "tenant_id": scope.id, "sku_id": e.sku_id, "location_id": e.location_id, "delta_on_hand": e.d_on_hand,
+        "delta_reserved": e.d_reserved, "on_hand_after": state.on_hand, "reserved_after": state.reserved,
+        "reason": e.reason, "source_type": e.source_type, "source_id": e.source_id[:64], "source_key": e.source_key,
+        "note": e.note, "actor_kind": actor.kind, "actor_id": actor.id, "actor_name": actor.name[:100],
+        "created_at": clock.now(),
+    }
 
 
 def _maybe_low(session: AsyncSession, scope: TenantScope, e: _Entry, state: LevelState) -> None:
@@ -707,6 +729,17 @@ def _lines_of(res_lines: Sequence[StockReservationLine]) -> list[ReservedLine]:
     return [ReservedLine(line.sku_id, line.location_id, line.quantity) for line in res_lines]
 
 
+async def _reserved_at_first(session: AsyncSession, scope: TenantScope, key: str,
+                             lines: Sequence[ReservedLine]) -> dict[int, int]:
+    """{sku_id: units} the reservation took when it was made. A partial release shrinks the
+    lines, so the ledger's reserve movements, not the lines, say what was asked for."""
+    keys = sorted({f"res:{key}:reserve:{line.sku_id}@{line.location_id}" for line in lines})
+    totals: dict[int, int] = defaultdict(int)
+    for m in await Movements(session, scope.id).by_keys(keys):
+        totals[m.sku_id] += m.delta_reserved
+    return dict(sorted(totals.items()))
+
+
 async def reserve(session: AsyncSession, scope: TenantScope, source_key: str, lines: Sequence[tuple[int, int]],
                   preferred_location_ids: Sequence[int] | None = None, *, only_preferred: bool = False) -> list[ReservedLine]:
     """Hold stock for an order, all lines or none; idempotent per ``source_key``."""
@@ -722,10 +755,7 @@ async def reserve(session: AsyncSession, scope: TenantScope, source_key: str, li
             if existing.status == "released":
                 raise _illegal(existing.status, "reserve")
             earlier = _lines_of(await repo.lines(existing.id))
-            totals: dict[int, int] = defaultdict(int)
-            for line in earlier:
-                totals[line.sku_id] += line.qty
-            if dict(totals) != wanted:
+            if await _reserved_at_first(session, scope, key, earlier) != wanted:
                 raise Conflict("reservation_key_reused", "该来源标识已用于另一组商品的预占",
                                "This source key already reserved different lines", extra={"source_key": key})
             return earlier
@@ -736,29 +766,32 @@ async def reserve(session: AsyncSession, scope: TenantScope, source_key: str, li
             raise _out_of_stock(short)
         entries = [_Entry(line.sku_id, line.location_id, 0, line.qty, "reserve", "reservation", key,
                           f"res:{key}:reserve:{line.sku_id}@{line.location_id}") for line in plan]
-        states: dict[tuple[int, int], LevelState] = {}
-        for e in sorted(entries, key=lambda e: (e.sku_id, e.location_id)):
-            state = await levels.apply(e.sku_id, e.location_id, 0, e.d_reserved)
-            if state is None:  # cannot happen while the rows are locked; refuse rather than oversell
-                raise _out_of_stock([{"sku_id": e.sku_id, "requested": wanted[e.sku_id], "available": 0}])
-            states[(e.sku_id, e.location_id)] = state
-        for line in plan:
-            repo.add_line(StockReservationLine(reservation_id=res_id, sku_id=line.sku_id, location_id=line.location_id,
-                                               quantity=line.qty, committed=0))
-        for e in entries:
-            session.add(_movement(scope, e, states[(e.sku_id, e.location_id)]))
-        await session.flush()
+        # One UPDATE for every level, one INSERT each for the lines and the ledger: a
+        # reservation is on every order's critical path (see docs/performance.md).
+        states = await levels.reserve_many({(e.sku_id, e.location_id): e.d_reserved for e in entries})
+        refused = sorted({e.sku_id for e in entries if (e.sku_id, e.location_id) not in states})
+        if refused:  # cannot happen while the rows are locked; refuse rather than oversell
+            raise _out_of_stock([{"sku_id": s, "requested": wanted[s], "available": 0} for s in refused])
+        await session.execute(_INSERT_RESERVATION_LINES, [
+            {"tenant_id": scope.id, "reservation_id": res_id, "sku_id": line.sku_id, "location_id": line.location_id,
+             "quantity": line.qty, "committed": 0} for line in plan])
+        await session.execute(_INSERT_MOVEMENTS, [
+            _movement_row(scope, e, states[(e.sku_id, e.location_id)]) for e in entries])
     for e in entries:
         _maybe_low(session, scope, e, states[(e.sku_id, e.location_id)])
     return plan
 
 
-async def release(session: AsyncSession, scope: TenantScope, source_key: str) -> list[ReservedLine]:
-    """Give back what a reservation still holds (order cancelled or timed out).
+async def release(session: AsyncSession, scope: TenantScope, source_key: str, lines: Sequence[Any] | None = None, *,
+                  ref: str | None = None) -> list[ReservedLine]:
+    """Give back what a reservation still holds (order cancelled or timed out), or part of it.
 
-    Returns the units released; ``[]`` when there was nothing to do (unknown key, already
-    released, fully committed)."""
+    ``lines=None`` releases every unit not committed; ``[]`` comes back when there was
+    nothing to do (unknown key, already released, fully committed). With ``lines`` only those
+    units go back (see :func:`_release_part`). Returns the units released."""
     key = _source_key(source_key)
+    if lines is not None:
+        return await _release_part(session, scope, key, lines, ref)
     repo = Reservations(session, scope.id)
     res = await repo.by_key(key, for_update=True)
     if res is None or res.status != "active":
@@ -778,6 +811,81 @@ async def release(session: AsyncSession, scope: TenantScope, source_key: str) ->
                 raise await _refusal(session, scope, e)
             session.add(_movement(scope, e, state))
             out.append(ReservedLine(line.sku_id, line.location_id, q))
+        await session.flush()
+    return out
+
+
+def _release_plan(res_lines: Sequence[StockReservationLine], lines: Sequence[Any]) -> list[tuple[StockReservationLine, int]]:
+    """Which reservation lines give back how many units: ``ReservedLine`` items at their own
+    location, ``(sku_id, qty)`` pairs from the SKU's last-allocated locations first (the
+    split-off parcels, so the main parcel stays whole). More than is still held is capped at
+    what is held: units that shipped or were released already cannot go back."""
+    located, loose = _located(lines, None)
+    left = {line.id: line.quantity - line.committed for line in res_lines}
+    take: dict[int, int] = defaultdict(int)
+
+    def spread(match: Sequence[StockReservationLine], q: int) -> None:
+        for ln in match:
+            t = min(q, left[ln.id] - take[ln.id])
+            if t > 0:
+                take[ln.id] += t
+                q -= t
+
+    for (sku_id, loc_id), q in sorted(located.items()):
+        spread([ln for ln in reversed(res_lines) if ln.sku_id == sku_id and ln.location_id == loc_id], q)
+    for sku_id, q in sorted(loose.items()):
+        spread([ln for ln in reversed(res_lines) if ln.sku_id == sku_id], q)
+    return [(ln, take[ln.id]) for ln in res_lines if take.get(ln.id)]
+
+
+async def _release_part(session: AsyncSession, scope: TenantScope, key: str, lines: Sequence[Any],
+                        ref: str | None) -> list[ReservedLine]:
+    """Partial release: some units of an order will never ship (refunded before shipping).
+
+    The released units leave the reservation (its lines' ``quantity`` drops), so later
+    commits and a final full release see only what is still promised. ``ref`` names the
+    business fact (an after-sales case): a retry with the same ref posts nothing and returns
+    the earlier result. A reservation left with nothing to ship ends ``committed`` if any of
+    it shipped, else ``released``."""
+    if ref is not None and (not isinstance(ref, str) or not _REF.match(ref)):
+        raise _bad("invalid_ref", "释放标识需为 1–40 位字母、数字或 _ . : @ / # -", "A release ref is 1–40 of A-Z a-z 0-9 _ . : @ / # -",
+                   "ref")
+    _located(lines, None)  # validate before touching anything
+    repo = Reservations(session, scope.id)
+    res = await repo.by_key(key, for_update=True)
+    if res is None:
+        return []
+    res_lines = await repo.lines(res.id)
+
+    def mkey(line: StockReservationLine, after: int) -> str:
+        return f"res:{key}:release:r:{ref}:{line.id}" if ref is not None else f"res:{key}:release:p:{line.id}:{after}"
+
+    if ref is not None:
+        earlier = await Movements(session, scope.id).by_keys([mkey(ln, 0) for ln in res_lines])
+        if earlier:
+            return [ReservedLine(m.sku_id, m.location_id, -m.delta_reserved) for m in earlier]
+    if res.status != "active":
+        return []
+    plan = _release_plan(res_lines, lines)
+    if not plan:
+        return []
+    out: list[ReservedLine] = []
+    levels = Levels(session, scope.id)
+    quantity = {ln.id: ln.quantity for ln in res_lines}
+    async with session.begin_nested():
+        for line, q in sorted(plan, key=lambda t: (t[0].sku_id, t[0].location_id, t[0].id)):
+            after = await repo.shrink(line.id, q)
+            state = await levels.apply(line.sku_id, line.location_id, 0, -q) if after is not None else None
+            if after is None or state is None:
+                raise Conflict("reservation_mismatch", "预占数量与库存记录不一致", "The reservation does not match the stock level",
+                               extra={"sku_id": line.sku_id, "location_id": line.location_id})
+            e = _Entry(line.sku_id, line.location_id, 0, -q, "release", "reservation", key, mkey(line, after))
+            quantity[line.id] = after
+            session.add(_movement(scope, e, state))
+            out.append(ReservedLine(line.sku_id, line.location_id, q))
+        if all(quantity[ln.id] <= ln.committed for ln in res_lines):
+            shipped = any(ln.committed > 0 for ln in res_lines)
+            await repo.transition(res.id, "active", RESERVATION_TRANSITIONS[("active", "commit" if shipped else "release")])
         await session.flush()
     return out
 

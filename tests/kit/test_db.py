@@ -191,3 +191,61 @@ async def test_utc_datetime_rejects_naive_values(backend: str, runtime: Runtime)
         async with runtime.db.uow(readonly=True) as s:
             await s.execute(select(AuditEntry.id).where(AuditEntry.created_at < datetime(2024, 1, 1)))
     assert await _count(runtime, action) == 0
+
+
+async def test_sqlite_writer_waits_for_another_process_without_stalling_the_loop(tmp_path: Path) -> None:
+    """The writer runs SQLite on the event loop's thread: while another process holds the
+    write lock it waits with asyncio sleeps (other tasks keep running), then writes."""
+    import sqlite3
+
+    path = tmp_path / "locked.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with db.uow() as s:
+            await s.execute(text("CREATE TABLE t (x INTEGER)"))
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # like a second worker process in a write transaction
+
+        async def write() -> None:
+            async with db.uow() as s:
+                await s.execute(text("INSERT INTO t VALUES (1)"))
+
+        writer = asyncio.create_task(write())
+        ticks = 0
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not writer.done(), "the writer waits for the lock"
+        assert ticks == 20
+        async with db.uow(readonly=True) as s:  # readers are not blocked either
+            assert await s.scalar(text("SELECT count(*) FROM t")) == 0
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.wait_for(writer, 5)
+        async with db.uow(readonly=True) as s:
+            assert await s.scalar(text("SELECT count(*) FROM t")) == 1
+    finally:
+        await db.dispose()
+
+
+async def test_sqlite_writers_of_one_process_queue_in_order(tmp_path: Path) -> None:
+    """One writer connection per process: concurrent write units of work run one after the
+    other in arrival order, none fails with "database is locked"."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'queue.db'}")
+    try:
+        async with db.uow() as s:
+            await s.execute(text("CREATE TABLE t (n INTEGER)"))
+        order: list[int] = []
+
+        async def write(n: int) -> None:
+            async with db.uow() as s:
+                await s.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+                await asyncio.sleep(0)  # yield inside the transaction: others must wait
+                order.append(n)
+
+        await asyncio.gather(*(write(n) for n in range(20)))
+        assert order == list(range(20))
+        async with db.uow(readonly=True) as s:
+            assert await s.scalar(text("SELECT count(*) FROM t")) == 20
+    finally:
+        await db.dispose()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 
 from siyu.catalog.models import Category, Product, Sku
 from siyu.kit.storage import MediaFile
@@ -47,6 +47,12 @@ _ORDER: dict[str, tuple[Any, ...]] = {
     "price_desc": (Product.price_max_fen.desc(), Product.id.desc()),
     "sales": (Product.sales_count.desc(), Product.id.desc()),
 }
+
+
+# Read on every price and every order (skus_for_sale): built once, run with parameters.
+_SKUS_BY_IDS = select(Sku).where(Sku.tenant_id == bindparam("tenant_id"), Sku.id.in_(bindparam("ids", expanding=True)))
+_PRODUCTS_BY_IDS = select(Product).where(Product.tenant_id == bindparam("tenant_id"),
+                                         Product.id.in_(bindparam("ids", expanding=True)))
 
 
 class Categories(TenantRepository[Category]):
@@ -112,7 +118,7 @@ class Products(TenantRepository[Product]):
         ids = sorted(set(ids))
         if not ids:
             return {}
-        return {p.id: p for p in await self.list(self.select().where(Product.id.in_(ids)))}
+        return {p.id: p for p in (await self.session.scalars(_PRODUCTS_BY_IDS, {"tenant_id": self.tenant_id, "ids": ids}))}
 
     async def transition(self, product_id: int, from_status: str, values: dict[str, Any]) -> bool:
         """Change a product only if it still has ``from_status`` (a racing change loses)."""
@@ -167,7 +173,7 @@ class Skus(TenantRepository[Sku]):
         ids = sorted(set(ids))
         if not ids:
             return {}
-        return {s.id: s for s in await self.list(self.select().where(Sku.id.in_(ids)))}
+        return {s.id: s for s in (await self.session.scalars(_SKUS_BY_IDS, {"tenant_id": self.tenant_id, "ids": ids}))}
 
     async def by_codes(self, codes: Iterable[str]) -> dict[str, Sku]:
         wanted = sorted(set(codes))

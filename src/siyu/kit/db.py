@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from siyu.kit import sqlite_driver
 from siyu.kit.clock import now as utcnow
 
 NAMING = {
@@ -101,25 +102,43 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
+        db_path = make_url(url).database if self.is_sqlite else None
+        on_disk = bool(db_path) and db_path != ":memory:" and not (db_path or "").startswith("file:")
         if self.is_sqlite:
-            db_path = make_url(url).database
-            if db_path and db_path != ":memory:":
-                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            if on_disk:
+                Path(str(db_path)).parent.mkdir(parents=True, exist_ok=True)
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size * 2
             kwargs["pool_pre_ping"] = True
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
-        if self.is_sqlite:
-            _install_sqlite_hooks(self.engine)
-        self.read_engine: AsyncEngine = self.engine.execution_options(siyu_readonly=True)
+        self.engine: AsyncEngine
+        self.read_engine: AsyncEngine
+        if self.is_sqlite and on_disk:
+            # One writer connection per process, on the event loop's thread (see
+            # siyu.kit.sqlite_driver): SQLite runs one write transaction at a time anyway, so
+            # writers queue in order on the pool instead of polling the file lock, and their
+            # statements skip the thread hand-over. Readers keep their own threaded pool.
+            self.engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=30,
+                                              async_creator=sqlite_driver.connector(str(db_path)))
+            _install_sqlite_hooks(self.engine, writer=True)
+            reader = create_async_engine(url, **kwargs)
+            _install_sqlite_hooks(reader, writer=False)
+            self.read_engine = reader.execution_options(siyu_readonly=True)
+            self._engines = [self.engine, reader]
+        else:
+            self.engine = create_async_engine(url, **kwargs)
+            if self.is_sqlite:
+                _install_sqlite_hooks(self.engine, writer=None)
+            self.read_engine = self.engine.execution_options(siyu_readonly=True)
+            self._engines = [self.engine]
         self._write_sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=True)
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        for engine in self._engines:
+            await engine.dispose()
 
     @contextlib.asynccontextmanager
     async def uow(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
@@ -157,20 +176,57 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(callback)
 
 
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+#: How long a writer waits for another process's write transaction (as busy_timeout did).
+WRITE_LOCK_WAIT_SECONDS = 30.0
+
+
+def _install_sqlite_hooks(engine: AsyncEngine, *, writer: bool | None = None) -> None:
+    """Pragmas and ``BEGIN``. ``writer``: True for the in-loop writer connection, False for
+    the reader pool, None for a single engine serving both (in-memory databases)."""
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
+        # WAL + NORMAL: a commit is durable once the log is synced at the next checkpoint;
+        # a power cut may lose the last transactions but never corrupts the database.
         cur.execute("PRAGMA synchronous=NORMAL")
+        if writer:
+            # The in-loop writer must never block the event loop in SQLite's busy handler;
+            # it waits for the write lock in _begin_immediate instead (the pragmas above may
+            # still wait, once per process, when the connection opens).
+            cur.execute("PRAGMA busy_timeout=0")
         cur.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if conn.get_execution_options().get("siyu_readonly"):
+        if writer is False or (writer is None and conn.get_execution_options().get("siyu_readonly")):
             conn.exec_driver_sql("BEGIN")
+        elif writer:
+            _begin_immediate(conn)
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _begin_immediate(conn: Any) -> None:
+    """``BEGIN IMMEDIATE``, waiting without blocking the event loop while another process writes."""
+    import asyncio
+    import time
+
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.util import await_
+
+    deadline = time.monotonic() + WRITE_LOCK_WAIT_SECONDS
+    pause = 0.0005
+    while True:
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig) or time.monotonic() >= deadline:
+                raise
+        await_(asyncio.sleep(pause))
+        pause = min(pause * 2, 0.02)

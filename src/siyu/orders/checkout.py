@@ -7,12 +7,12 @@
 2. checks the lines and, when anything ships, the customer's own address
    (``422 address_required`` / ``404 address_not_found``);
 3. prices the lines with :func:`siyu.orders.pricing.price` (the client never sends a price);
-4. inserts the order row **first** and flushes it, in its own savepoint: the unique
-   constraints decide the races. Two attempts with one key: on PostgreSQL the second
-   waits on the unique index until the first commits, fails, and reads the winner; on
-   SQLite writers are serialised and the second finds the winner in step 1. An order
-   number that is taken (``uq_orders_no``) is drawn again. Because the loser fails before
-   it reserved anything, it never holds stock;
+4. inserts the order row **first** (``INSERT ... ON CONFLICT DO NOTHING RETURNING``): the
+   unique constraints decide the races. Two attempts with one key: on PostgreSQL the second
+   waits on the unique index until the first commits, inserts nothing, and reads the
+   winner; on SQLite writers are serialised and the second finds the winner in step 1. An
+   order number that is taken (``uq_orders_no``) is drawn again. Because the loser stops
+   before it reserved anything, it never holds stock;
 5. reserves the stock of every line with :func:`siyu.inventory.service.reserve` under
    ``order:<id>`` (a shortage is one ``409 out_of_stock`` listing the short lines, and the
    savepoint takes the order row back with it);
@@ -22,6 +22,12 @@
    the lines that ship nothing; the transition row ``new → pending_payment`` (``place``);
    the outbox event ``order.placed``; and takes the ordered SKUs out of the cart when the
    order came from it.
+
+Lines, parts and items are each one multi-row ``INSERT ... RETURNING`` and the rows come
+back matched by their natural keys (a line's SKU, a part's ``seq``, an item's part and
+line), so no database has to return them in order. Placement is one short write
+transaction per order, and on SQLite every writer waits for it: each statement saved is
+throughput (see ``docs/performance.md``).
 
 Virtual goods are reserved like the others (their stock is counted too); only their
 fulfilment part has no location.
@@ -37,11 +43,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu.catalog.service import SkuForSale
@@ -60,6 +66,16 @@ _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _ORDER_NO_ATTEMPTS = 8
 
 
+# Statements run on every placement, built once (building and fingerprinting a statement
+# costs SQLAlchemy more CPU than the database takes to run it).
+_BY_KEY = (select(Order).where(Order.tenant_id == bindparam("tenant_id"), Order.customer_id == bindparam("customer_id"),
+                               Order.idempotency_key == bindparam("key"))
+           .execution_options(populate_existing=True))
+_INSERT_LINES = insert(OrderLine).returning(OrderLine)
+_INSERT_PARTS = insert(OrderFulfilment).returning(OrderFulfilment)
+_INSERT_ITEMS = insert(FulfilmentItem).returning(FulfilmentItem)
+
+
 class Orders(TenantRepository[Order]):
     model = Order
     not_found_zh = "订单"
@@ -67,8 +83,8 @@ class Orders(TenantRepository[Order]):
     not_found_code = "order_not_found"
 
     async def by_idempotency_key(self, customer_id: int, key: str) -> Order | None:
-        stmt = self.select().where(Order.customer_id == customer_id, Order.idempotency_key == key)
-        return (await self.session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
+        params = {"tenant_id": self.tenant_id, "customer_id": customer_id, "key": key}
+        return (await self.session.execute(_BY_KEY, params)).scalar_one_or_none()
 
     async def contents(self, order_id: int) -> tuple[Sequence[OrderLine], Sequence[OrderFulfilment], Sequence[FulfilmentItem]]:
         lines = (await self.session.execute(select(OrderLine).where(
@@ -93,9 +109,18 @@ class Placed:
     created: bool
 
 
+_JUST_PLACED = "siyu_orders_just_placed"
+
+
 async def order_contents(session: AsyncSession, scope: TenantScope, order_id: int,
                          ) -> tuple[Sequence[OrderLine], Sequence[OrderFulfilment], Sequence[FulfilmentItem]]:
-    """The lines, fulfilment parts and their items of an order just placed (for the placement answer)."""
+    """The lines, fulfilment parts and their items of an order just placed (for the placement answer).
+
+    An order this session has just written comes from what the insert returned (once) instead
+    of three more queries; anything else is read."""
+    cached = session.info.get(_JUST_PLACED, {}).pop((scope.id, order_id), None)
+    if cached is not None:
+        return cached
     return await Orders(session, scope.id).contents(order_id)
 
 
@@ -142,23 +167,34 @@ def _same_request(existing: Order, req_hash: str) -> Placed:
     return Placed(existing, False)
 
 
-async def _insert_order(session: AsyncSession, scope: TenantScope, order: Order, key: str | None,
+@lru_cache(maxsize=4)
+def _insert_order_stmt(dialect: str) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING`` the order (either unique constraint)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(Order).on_conflict_do_nothing().returning(Order)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(Order).on_conflict_do_nothing().returning(Order)
+
+
+async def _insert_order(session: AsyncSession, scope: TenantScope, values: dict[str, Any], key: str | None,
                         req_hash: str) -> Placed:
+    """Insert the order row unless a unique constraint says no; a clash on the key returns
+    the winner, a clash on the number draws another. ``ON CONFLICT DO NOTHING`` rather than
+    catching the error: nothing is aborted, so no savepoint is needed around the insert."""
     repo = Orders(session, scope.id)
+    stmt = _insert_order_stmt(session.get_bind().dialect.name)
     for _attempt in range(_ORDER_NO_ATTEMPTS):
-        order.order_no = new_order_no(scope)
-        try:
-            async with session.begin_nested():
-                repo.add(order)
-                await session.flush()
+        values["order_no"] = new_order_no(scope)
+        order = (await session.scalars(stmt, [values])).one_or_none()
+        if order is not None:
             return Placed(order, True)
-        except IntegrityError:
-            if key is not None:
-                winner = await repo.by_idempotency_key(order.customer_id, key)
-                if winner is not None:
-                    return _same_request(winner, req_hash)
-            if not await repo.no_taken(order.order_no):
-                raise
+        if key is not None:
+            winner = await repo.by_idempotency_key(values["customer_id"], key)
+            if winner is not None:
+                return _same_request(winner, req_hash)
     raise Conflict("order_no_exhausted", "订单号生成失败，请重试", "Could not draw a free order number; retry")
 
 
@@ -187,28 +223,28 @@ async def place(session: AsyncSession, scope: TenantScope, *, customer_id: int, 
     deadline = now + timedelta(minutes=await pay_timeout_minutes(session, scope))
 
     async with session.begin_nested():
-        order = Order(
-            tenant_id=scope.id, customer_id=customer_id, status="pending_payment", idempotency_key=key,
-            request_hash=req_hash if key is not None else None, channel=channel, goods_fen=quote.goods_fen,
-            discount_fen=quote.discount_fen, freight_fen=quote.freight_fen, payable_fen=quote.payable_fen,
-            item_count=quote.item_count, requires_shipping=quote.requires_shipping, address=address, buyer_note=note,
-            pricing=quote.breakdown(), pay_deadline=deadline, created_at=now, updated_at=now,
-        )
-        placed = await _insert_order(session, scope, order, key, req_hash)
+        placed = await _insert_order(session, scope, {
+            "tenant_id": scope.id, "customer_id": customer_id, "status": "pending_payment", "idempotency_key": key,
+            "request_hash": req_hash if key is not None else None, "channel": channel, "goods_fen": quote.goods_fen,
+            "discount_fen": quote.discount_fen, "freight_fen": quote.freight_fen, "payable_fen": quote.payable_fen,
+            "item_count": quote.item_count, "requires_shipping": quote.requires_shipping, "address": address,
+            "buyer_note": note, "pricing": quote.breakdown(), "pay_deadline": deadline, "created_at": now,
+            "updated_at": now,
+        }, key, req_hash)
         if not placed.created:
             return placed
+        order = placed.order
         plan = await inventory_service.reserve(session, scope, f"order:{order.id}",
                                                [(ln.sku_id, ln.quantity) for ln in quote.lines])
-        order_lines = _lines(scope, order, quote)
-        session.add_all(order_lines)
-        await session.flush()
-        await _fulfilments(session, scope, order, order_lines, plan)
+        order_lines = await _lines(session, scope, order, quote)
+        parts, items = await _fulfilments(session, scope, order, order_lines, plan)
         states.log_creation(session, order)
         outbox.publish(session, PLACED_TOPIC, {"order_id": order.id, "tenant_id": scope.id, "customer_id": customer_id,
                                                "payable_fen": order.payable_fen}, tenant_id=scope.id)
         if from_cart:
             await cart.remove_skus(session, scope, customer_id, [ln.sku_id for ln in quote.lines])
         await session.flush()
+    session.info.setdefault(_JUST_PLACED, {})[(scope.id, order.id)] = (order_lines, parts, items)
     return placed
 
 
@@ -263,18 +299,30 @@ def _default_hash(lines: Sequence[tuple[int, int]] | None, address_id: int | Non
                          "buyer_note": note, "from_cart": from_cart, "options": options or {}})
 
 
-def _lines(scope: TenantScope, order: Order, quote: pricing.Quote) -> list[OrderLine]:
-    return [OrderLine(
-        tenant_id=scope.id, order_id=order.id, sku_id=ln.sku_id, product_id=ln.sku.product_id, sku_code=ln.sku.code[:64],
-        title=ln.sku.title[:120], spec_text=(ln.sku.spec_text or "")[:200], image=ln.sku.image, kind=ln.sku.kind,
-        requires_shipping=ln.requires_shipping, unit_price_fen=ln.unit_price_fen, quantity=ln.quantity,
-        subtotal_fen=ln.subtotal_fen, discount_fen=ln.discount_fen, freight_fen=ln.freight_fen, paid_fen=ln.paid_fen,
-        discounts=ln.discounts,
-    ) for ln in quote.lines]
+async def _lines(session: AsyncSession, scope: TenantScope, order: Order, quote: pricing.Quote) -> list[OrderLine]:
+    """The order lines in quote order (one INSERT; a line's SKU is unique within the order)."""
+    rows = [{
+        "tenant_id": scope.id, "order_id": order.id, "sku_id": ln.sku_id, "product_id": ln.sku.product_id,
+        "sku_code": ln.sku.code[:64], "title": ln.sku.title[:120], "spec_text": (ln.sku.spec_text or "")[:200],
+        "image": ln.sku.image, "kind": ln.sku.kind, "requires_shipping": ln.requires_shipping,
+        "unit_price_fen": ln.unit_price_fen, "quantity": ln.quantity, "subtotal_fen": ln.subtotal_fen,
+        "discount_fen": ln.discount_fen, "freight_fen": ln.freight_fen, "paid_fen": ln.paid_fen,
+        "discounts": ln.discounts,
+    } for ln in quote.lines]
+    by_sku = {ln.sku_id: ln for ln in await _insert_all(session, _INSERT_LINES, rows)}
+    return sorted((by_sku[ln.sku_id] for ln in quote.lines), key=lambda ln: ln.id)
+
+
+async def _insert_all(session: AsyncSession, stmt: Any, rows: list[dict[str, Any]]) -> list[Any]:
+    """Insert ``rows`` in one statement and return the new objects (in no particular order)."""
+    if not rows:
+        return []
+    return list((await session.scalars(stmt, rows)).all())
 
 
 async def _fulfilments(session: AsyncSession, scope: TenantScope, order: Order, lines: Sequence[OrderLine],
-                       plan: Sequence[inventory_service.ReservedLine]) -> list[OrderFulfilment]:
+                       plan: Sequence[inventory_service.ReservedLine],
+                       ) -> tuple[list[OrderFulfilment], list[FulfilmentItem]]:
     """One part per location (in the plan's order) for lines that ship, one ``virtual`` part for the rest."""
     by_sku = {ln.sku_id: ln for ln in lines}
     per_location: dict[int, list[tuple[OrderLine, int]]] = defaultdict(list)
@@ -287,11 +335,15 @@ async def _fulfilments(session: AsyncSession, scope: TenantScope, order: Order, 
     virtual = [(ln, ln.quantity) for ln in lines if not ln.requires_shipping]
     if virtual:
         groups.append((None, "virtual", virtual))
-    parts = [OrderFulfilment(tenant_id=scope.id, order_id=order.id, seq=seq, location_id=location_id, kind=kind,
-                             status="pending") for seq, (location_id, kind, _items) in enumerate(groups, start=1)]
-    session.add_all(parts)
-    await session.flush()
-    for part, (_loc, _kind, items) in zip(parts, groups, strict=True):
-        session.add_all([FulfilmentItem(tenant_id=scope.id, fulfilment_id=part.id, order_id=order.id, order_line_id=ln.id,
-                                        sku_id=ln.sku_id, quantity=qty) for ln, qty in items])
-    return parts
+    now = clock.now()
+    by_seq = {p.seq: p for p in await _insert_all(session, _INSERT_PARTS, [
+        {"tenant_id": scope.id, "order_id": order.id, "seq": seq, "location_id": location_id, "kind": kind,
+         "status": "pending", "created_at": now, "updated_at": now}
+        for seq, (location_id, kind, _items) in enumerate(groups, start=1)])}
+    parts = [by_seq[seq] for seq in range(1, len(groups) + 1)]
+    items = await _insert_all(session, _INSERT_ITEMS, [
+        {"tenant_id": scope.id, "fulfilment_id": part.id, "order_id": order.id, "order_line_id": ln.id,
+         "sku_id": ln.sku_id, "quantity": qty}
+        for part, (_loc, _kind, group) in zip(parts, groups, strict=True) for ln, qty in group])
+    items.sort(key=lambda it: it.id)
+    return parts, items

@@ -207,6 +207,10 @@ class AfterSaleLine(IdMixin, TenantMixin, Base):
     order_line_id: Mapped[int] = mapped_column(BigID, ForeignKey("order_lines.id"))
     sku_id: Mapped[int] = mapped_column(BigID)
     quantity: Mapped[int] = mapped_column()
+    #: Of ``quantity``, the units taken before they shipped (refund only): they became the
+    #: order line's ``cancelled_qty``, go back to it if the case is rejected or withdrawn, and
+    #: their stock reservation is released when the refund succeeds.
+    cancelled_qty: Mapped[int] = mapped_column(default=0)
     refund_fen: Mapped[int] = mapped_column()
 
 

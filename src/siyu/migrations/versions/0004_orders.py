@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import siyu.kit.db
-from sqlalchemy.dialects import postgresql
 
 revision: str = '0004'
 down_revision: str | None = '0003'
@@ -189,6 +189,7 @@ def upgrade() -> None:
     sa.Column('order_line_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('sku_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('quantity', sa.Integer(), nullable=False),
+    sa.Column('cancelled_qty', sa.Integer(), nullable=False),
     sa.Column('refund_fen', sa.Integer(), nullable=False),
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),

@@ -34,7 +34,7 @@ async def test_operator_signs_in_to_console(page, live_server: str) -> None:  # 
     await page.wait_for_url(re.compile(r"/admin/staff"))
     await page.get_by_text("王导购").first.wait_for()
     # A module that is not built yet says so instead of showing anything fake.
-    await page.goto(live_server + "/admin/coming/orders")
+    await page.goto(live_server + "/admin/coming/marketing")
     await page.get_by_text("即将推出").first.wait_for()
 
 

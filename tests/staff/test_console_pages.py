@@ -49,7 +49,7 @@ async def _tenant(tenant_factory: Any) -> TenantInfo:
 
 async def test_pages_redirect_to_the_sign_in_form_which_keeps_a_safe_next(browser, tenant_factory) -> None:  # type: ignore[no-untyped-def]
     b = browser()
-    for path in ("/admin", "/admin/staff", "/admin/roles/1", "/admin/customers", "/admin/coming/orders"):
+    for path in ("/admin", "/admin/staff", "/admin/roles/1", "/admin/customers", "/admin/orders"):
         r = await b.get(path)
         assert r.status_code == 303, path
         assert r.headers["location"] == f"/admin/login?next={path}"
@@ -175,7 +175,7 @@ async def test_every_console_page_renders_for_the_owner(browser, runtime, tenant
         "/admin/audit?actor=nobody&page=3", "/admin/sms", "/admin/sms?phone=13800138000", "/admin/sms?phone=+86 138",
         "/admin/settings", "/admin/stores", "/admin/stores?q=River", "/admin/stores/new", f"/admin/stores/{store_id}",
         "/admin/customers", "/admin/customers?q=x&status=bogus&page=99999",
-        *(f"/admin/coming/{m}" for m in ("orders", "marketing", "members", "scrm", "live", "distribution", "finance", "analytics")),
+        *(f"/admin/coming/{m}" for m in ("marketing", "members", "scrm", "live", "distribution", "finance", "analytics")),
     ]
     for path in pages:
         r = await b.get(path)
@@ -515,7 +515,8 @@ async def test_a_store_guide_sees_only_what_they_may(browser, runtime, tenant_fa
     for hidden in ("/admin/staff", "/admin/roles", "/admin/tokens", "/admin/settings", "/admin/audit", "/admin/sms",
                    "/admin/payments"):
         assert f'href="{hidden}"' not in nav, hidden
-    for shown in ("/admin", "/admin/stores", "/admin/customers", "/admin/catalog", "/admin/coming/orders"):
+    for shown in ("/admin", "/admin/stores", "/admin/customers", "/admin/catalog", "/admin/orders",
+                  "/admin/coming/marketing"):
         assert f'href="{shown}"' in nav, shown
     # Nor does the dashboard offer shortcuts to them.
     for hidden in ("/admin/staff/new", "/admin/stores/new", "/admin/roles/new", "/admin/tokens", "/admin/settings"):

@@ -1,5 +1,6 @@
 """Pages of the customers module: the H5 storefront shell (``/m/{shop}/...``: home, sign-in,
-"我的", the address book under ``/m/{shop}/me/addresses``) and the console's customer list and detail (``/admin/customers``).
+"我的", the address book under ``/m/{shop}/me/addresses``; the cart tab is served by
+``siyu.orders.views_store``) and the console's customer list and detail (``/admin/customers``).
 
 The JSON APIs (``customers/api.py``) serve mini programs and integrations; these pages call
 the same services. Storefront forms are plain HTML posts so they work without JavaScript;
@@ -161,11 +162,6 @@ async def home(request: Request, session: UoW, shopper: OptionalShopper) -> Resp
     }, shopper=shopper, active_tab="home")
 
 
-@router.get("/m/{shop}/cart")
-async def cart(request: Request, shopper: OptionalShopper) -> Response:
-    return _store_page(request, shopper.shop, "store/cart.html", shopper=shopper, active_tab="cart")
-
-
 # sign-in ---------------------------------------------------------------------------------------
 
 
@@ -277,7 +273,11 @@ async def _me_page(request: Request, session: AsyncSession, me: ShopperSession, 
         for i in identities
     ]
     name = (c.nickname or "").strip() or _("会员")
+    from siyu.orders.views_store import order_shortcuts
+
+    order_links = await order_shortcuts(session, scope, c.id, f"/m/{scope.code}")
     return _store_page(request, me.shop, "store/me.html", {
+        "order_links": order_links,
         "c": c,
         "display_name": name,
         "initial": name[:1].upper(),

@@ -27,11 +27,11 @@ class NavGroup:
 BUILT: dict[str, tuple[str, str, str]] = {
     "customers": ("客户列表", "/admin/customers", "customers.read"),
     "catalog": ("商品管理", "/admin/catalog", "catalog.read"),
+    "orders": ("订单管理", "/admin/orders", "orders.read"),
 }
 
 #: Modules that are not built yet, with what they will do (shown on their "coming" page).
 COMING: dict[str, tuple[str, str, str]] = {
-    "orders": ("订单管理", "Orders", "订单、发货、售后与退款。"),
     "marketing": ("营销中心", "Marketing", "优惠券、限时折扣、满减与秒杀。"),
     "members": ("会员中心", "Members", "会员等级、积分商城、储值与生日礼。"),
     "scrm": ("私域运营", "Private-traffic CRM", "渠道活码、客户标签、人群分层与跟进。"),
@@ -48,7 +48,8 @@ def console_nav(me: StaffPrincipal, path: str) -> list[NavGroup]:
         NavGroup("经营", [
             NavItem("商品管理", "/admin/catalog", "📦", permission="catalog.read"),
             NavItem("库存", "/admin/inventory", "🏷️", permission="catalog.read"),
-            NavItem("订单管理", "/admin/coming/orders", "🧾", coming=True),
+            NavItem("订单管理", "/admin/orders", "🧾", permission="orders.read"),
+            NavItem("售后", "/admin/orders/after-sales", "↩️", permission="orders.read"),
             NavItem("营销中心", "/admin/coming/marketing", "🎯", coming=True),
             NavItem("直播", "/admin/coming/live", "📺", coming=True),
         ]),
@@ -74,14 +75,18 @@ def console_nav(me: StaffPrincipal, path: str) -> list[NavGroup]:
             NavItem("短信记录", "/admin/sms", "✉️", permission="sms.read"),
         ]),
     ]
+    # The longest entry that the path falls under is the active one (/admin/orders/after-sales
+    # is 售后, not 订单管理).
+    under = [it.href for g in groups for it in g.items
+             if path == it.href or (it.href != "/admin" and path.startswith(it.href.rstrip("/") + "/"))]
+    current = max(under, key=len, default="")
     out = []
     for g in groups:
         items = []
         for it in g.items:
             if it.permission and not me.can(it.permission):
                 continue
-            active = path == it.href or (it.href != "/admin" and path.startswith(it.href))
-            items.append(NavItem(it.title, it.href, it.icon, it.permission, it.coming, active))
+            items.append(NavItem(it.title, it.href, it.icon, it.permission, it.coming, it.href == current))
         if items:
             out.append(NavGroup(g.title, items))
     return out

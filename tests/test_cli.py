@@ -120,26 +120,34 @@ def test_createadmin_rejects_a_short_password(var_dir: Path) -> None:
 
 
 def test_demo_is_idempotent(var_dir: Path) -> None:
-    first = runner.invoke(app, ["demo", "--customers", "5"])
+    first = runner.invoke(app, ["demo", "--customers", "5", "--orders", "20"])
     assert first.exit_code == 0, first.output
     assert "console" in first.output
+    assert "orders: 20 over the last 180 days" in first.output
 
-    def counts() -> tuple[int, int, int]:
+    def counts() -> tuple[int, int, int, int]:
         with _db(var_dir) as conn:
             tenants = conn.execute("SELECT count(*) FROM tenants WHERE code = 'qingshan'").fetchone()[0]
             customers = conn.execute(
                 "SELECT count(*) FROM customers c JOIN tenants t ON t.id = c.tenant_id WHERE t.code = 'qingshan'"
             ).fetchone()[0]
             operators = conn.execute("SELECT count(*) FROM platform_users").fetchone()[0]
-        return tenants, customers, operators
+            orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+        return tenants, customers, operators, orders
 
     after_first = counts()
-    assert after_first == (1, 5, 1)
+    assert after_first == (1, 5, 1, 20)
     get_settings.cache_clear()
-    second = runner.invoke(app, ["demo", "--customers", "5"])
+    second = runner.invoke(app, ["demo", "--customers", "5", "--orders", "20"])
     assert second.exit_code == 0, second.output
     assert "already present" in second.output
     assert counts() == after_first
+
+
+def test_demo_refuses_too_many_orders(var_dir: Path) -> None:
+    result = runner.invoke(app, ["demo", "--orders", "20001"])
+    assert result.exit_code == 2
+    assert not (var_dir / "siyu.db").exists()
 
 
 def test_serve_refuses_an_unmigrated_database_without_starting(var_dir: Path) -> None:

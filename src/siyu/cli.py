@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from typing import Annotated
@@ -111,7 +112,18 @@ async def _worker(s) -> None:
     try:
         if broker_is_redis:
             receiver = Receiver(jobs.broker, run_startup=False, max_async_tasks=20)
-            await receiver.listen(stop)
+            # A dropped or timed-out Redis connection must not end the worker: the queue is
+            # only a wake-up signal (the outbox and sweepers are the truth), so log, back off
+            # and listen again.
+            delay = 1.0
+            while not stop.is_set():
+                try:
+                    await receiver.listen(stop)
+                    delay = 1.0
+                except Exception as exc:
+                    logging.getLogger("siyu.jobs").warning("job queue listener failed; retrying in %.0f s: %s", delay, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
         else:
             await stop.wait()
     finally:
@@ -157,23 +169,33 @@ def createadmin(
 @app.command()
 def demo(
     customers: Annotated[int, typer.Option(min=0, max=100_000, help="How many demo customers")] = 200,
+    orders: Annotated[int, typer.Option(min=0, max=20_000, help="How many demo orders (last 180 days, every state)")] = 1000,
 ) -> None:
     """Create the demo tenant 青山茶社 (idempotent) and print the sign-in details."""
     s = _settings()
+    from rich.progress import Progress
 
-    async def run() -> dict[str, str]:
+    async def run(bar: Progress) -> dict[str, str]:
         from siyu.demo import seed
-        from siyu.kit.runtime import build_runtime
+        from siyu.kit.runtime import build_runtime, set_runtime
 
         if s.is_sqlite:
             await _migrate(s.effective_database_url)
         rt = build_runtime(s)
+        set_runtime(rt)
+        task = bar.add_task("demo shop", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, description="demo orders", completed=done, total=total)
+
         try:
-            return await seed(rt, customers=customers)
+            return await seed(rt, customers=customers, orders=orders, progress=progress)
         finally:
             await rt.close()
+            set_runtime(None)
 
-    info = asyncio.run(run())
+    with Progress(transient=True, disable=not sys.stdout.isatty()) as bar:
+        info = asyncio.run(run(bar))
     for k, v in info.items():
         typer.echo(f"{k}: {v}")
 

@@ -1,17 +1,27 @@
-"""Demo data: a believable tea brand (青山茶社) with stores, staff and customers.
+"""Demo data: a believable tea brand (青山茶社) with stores, staff, goods, customers and half a
+year of orders.
 
 Run by ``siyu demo`` and the README's run command. Idempotent: a second run leaves the
-existing demo tenant alone. Later modules add their products, orders and campaigns here.
+existing demo tenant alone. Later modules add their campaigns here.
+
+The shop opened (its staff, stock and freight rules) the day before its first demo order,
+so the stock ledger and every timeline read forwards; the catalogue is dated today, since
+one of its products is scheduled to go on sale next week.
 """
 
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu.kit import clock
 from siyu.kit.context import Actor, actor_var
-from siyu.kit.runtime import Runtime
+from siyu.kit.runtime import Runtime, get_runtime, set_runtime
+from siyu.kit.storage import Storage
+from siyu.kit.tenancy import TenantScope
 
 DEMO_TENANT = "qingshan"
 DEMO_OWNER = ("demo", "demo-2026")
@@ -35,13 +45,18 @@ GIVEN = ["小雨", "思琪", "浩然", "子涵", "雅婷", "俊杰", "欣怡", "
          "静怡", "文博", "婉清", "天佑", "茶友", "品茗", "清风", "明月"]
 
 
-async def seed(rt: Runtime, *, customers: int = 200, rng_seed: int = 2026) -> dict[str, str]:
-    from siyu.customers import service as customers_service
+async def seed(rt: Runtime, *, customers: int = 200, orders: int = 1000, rng_seed: int = 2026,
+               progress: Callable[[int, int], None] | None = None) -> dict[str, str]:
+    from siyu.orders.demo import ORDER_DAYS, historical
     from siyu.staff import service as staff_service
     from siyu.staff.schemas import StaffCreate
     from siyu.tenants import service as tenants_service
     from siyu.tenants.schemas import StoreIn, TenantCreate, TenantSettingsUpdate
 
+    try:
+        get_runtime()
+    except RuntimeError:
+        set_runtime(rt)  # payments and storage find the runtime through it
     actor_var.set(Actor("system", None, "demo"))
     base = rt.settings.public_base_url
     info = {
@@ -49,6 +64,7 @@ async def seed(rt: Runtime, *, customers: int = 200, rng_seed: int = 2026) -> di
         "storefront": f"{base}/m/{DEMO_TENANT}/  (sign in with any mainland mobile number; the sandbox code is shown on the page and in 设置 → 短信记录)",
         "platform": f"{base}/platform  (sign in: {DEMO_PLATFORM[0]} / {DEMO_PLATFORM[1]})",
     }
+    opening = clock.now() - timedelta(days=ORDER_DAYS + 1)
     async with rt.db.uow() as session:
         if await tenants_service.platform_user_by_username(session, DEMO_PLATFORM[0]) is None:
             await tenants_service.create_platform_user(session, DEMO_PLATFORM[0], DEMO_PLATFORM[1], "平台运营")
@@ -56,48 +72,70 @@ async def seed(rt: Runtime, *, customers: int = 200, rng_seed: int = 2026) -> di
         if any(t.code == DEMO_TENANT for t in existing):
             info["note"] = "demo tenant already present; left as it is"
             return info
-        tenant = await tenants_service.create_tenant(session, TenantCreate(
-            code=DEMO_TENANT, name="青山茶社", owner_username=DEMO_OWNER[0], owner_password=DEMO_OWNER[1], owner_name="青山店主",
-            contact_name="沈青山", contact_phone="13800138000",
-        ))
-        scope = tenants_service.scope_of(tenant)
-        await tenants_service.update_settings(session, scope, TenantSettingsUpdate(
-            service_phone="400-820-1688", welcome_text="一叶一世界 · 新茶上市，会员专享早鸟价",
-        ))
-        store_ids = {}
-        for code, name, address, phone in STORES:
-            store = await tenants_service.create_store(session, scope, StoreIn(code=code, name=name, address=address, phone=phone))
-            store_ids[code] = store.id
-        roles = {r.code: r.id for r in await staff_service.list_roles(session, scope)}
-        for i, (username, name, role, store_code) in enumerate(STAFF):
-            await staff_service.create_staff(session, scope, StaffCreate(
-                username=username, name=name, password="staff-2026", role_id=roles[role],  # noqa: S106 - public demo login
-                phone=f"1390000{i:04d}", store_id=store_ids.get(store_code) if store_code else None,
+        with historical(opening):
+            tenant = await tenants_service.create_tenant(session, TenantCreate(
+                code=DEMO_TENANT, name="青山茶社", owner_username=DEMO_OWNER[0], owner_password=DEMO_OWNER[1], owner_name="青山店主",
+                contact_name="沈青山", contact_phone="13800138000",
             ))
+            scope = tenants_service.scope_of(tenant)
+            await tenants_service.update_settings(session, scope, TenantSettingsUpdate(
+                service_phone="400-820-1688", welcome_text="一叶一世界 · 新茶上市，会员专享早鸟价",
+            ))
+            store_ids = {}
+            for code, name, address, phone in STORES:
+                store = await tenants_service.create_store(session, scope, StoreIn(code=code, name=name, address=address, phone=phone))
+                store_ids[code] = store.id
+            roles = {r.code: r.id for r in await staff_service.list_roles(session, scope)}
+            for i, (username, name, role, store_code) in enumerate(STAFF):
+                await staff_service.create_staff(session, scope, StaffCreate(
+                    username=username, name=name, password="staff-2026", role_id=roles[role],  # noqa: S106 - public demo login
+                    phone=f"1390000{i:04d}", store_id=store_ids.get(store_code) if store_code else None,
+                ))
+            await session.flush()
         rng = random.Random(rng_seed)
-        from siyu.catalog.demo import seed_catalog
-        from siyu.inventory.demo import seed_inventory
-        from siyu.shipping.demo import seed_shipping
-
-        sku_ids = await seed_catalog(session, scope, rng, storage=rt.media)
-        await seed_inventory(session, scope, sku_ids, rng)
-        await seed_shipping(session, scope)
-        now = clock.now()
-        used: set[str] = set()
-        for i in range(customers):
-            while True:
-                phone = rng.choice(["138", "139", "150", "151", "158", "177", "186", "188", "199"]) + f"{rng.randrange(10**8):08d}"
-                if phone not in used:
-                    used.add(phone)
-                    break
-            nickname = rng.choice(SURNAMES) + rng.choice(GIVEN)
-            created = now - timedelta(days=rng.randrange(0, 180), minutes=rng.randrange(0, 1440))
-            await customers_service.import_customer(
-                session, scope, phone=phone, nickname=nickname, registered_via=rng.choice(["sms", "wechat", "import"]),
-                created_at=created, openid=f"sbx_o_demo{i:05d}" if i % 3 == 0 else None,
-            )
+        sku_ids = await populate(session, scope, rng, customers=customers, storage=rt.media, opening=opening)
         # A second, small tenant shows that brands never see each other's data.
         await tenants_service.create_tenant(session, TenantCreate(
             code="yuebai", name="悦白护肤", owner_username="yuebai", owner_password="yuebai-2026", owner_name="悦白店主",  # noqa: S106
         ))
+    if orders > 0:
+        from siyu.app import load_modules
+        from siyu.orders.demo import describe, seed_orders
+
+        load_modules()  # every module's outbox handlers take part, as in a running server
+        result = await seed_orders(rt, scope, rng, count=orders, sku_ids=sku_ids, progress=progress)
+        info["orders"] = describe(result, scope.timezone)
     return info
+
+
+async def populate(session: AsyncSession, scope: TenantScope, rng: random.Random, *, customers: int, storage: Storage,
+                   opening: datetime) -> list[int]:
+    """Goods, stock, freight rules and customers of a demo shop; returns the SKUs shoppers can buy.
+
+    Stock and freight rules date from ``opening``; customers registered over the last 180 days."""
+    from siyu.catalog.demo import seed_catalog
+    from siyu.customers import service as customers_service
+    from siyu.inventory.demo import seed_inventory
+    from siyu.orders.demo import historical
+    from siyu.shipping.demo import seed_shipping
+
+    sku_ids = await seed_catalog(session, scope, rng, storage=storage)
+    with historical(opening):
+        await seed_inventory(session, scope, sku_ids, rng)
+        await seed_shipping(session, scope)
+        await session.flush()
+    now = clock.now()
+    used: set[str] = set()
+    for i in range(customers):
+        while True:
+            phone = rng.choice(["138", "139", "150", "151", "158", "177", "186", "188", "199"]) + f"{rng.randrange(10**8):08d}"
+            if phone not in used:
+                used.add(phone)
+                break
+        nickname = rng.choice(SURNAMES) + rng.choice(GIVEN)
+        created = now - timedelta(days=rng.randrange(0, 180), minutes=rng.randrange(0, 1440))
+        await customers_service.import_customer(
+            session, scope, phone=phone, nickname=nickname, registered_via=rng.choice(["sms", "wechat", "import"]),
+            created_at=created, openid=f"sbx_o_demo{i:05d}" if i % 3 == 0 else None,
+        )
+    return sku_ids

@@ -67,7 +67,7 @@ def live_server(backend: str, live_database: str, tmp_path_factory: pytest.TempP
         "SIYU_REDIS_URL": REDIS_URL if backend == "postgres" else "",
     }
     subprocess.run([siyu, "migrate"], env=env, check=True, capture_output=True, timeout=120)
-    subprocess.run([siyu, "demo", "--customers", "10"], env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run([siyu, "demo", "--customers", "10", "--orders", "40"], env=env, check=True, capture_output=True, timeout=120)
     log = open(var / "server.log", "wb")  # noqa: SIM115 - closed below
     procs = [subprocess.Popen([siyu, "serve", "--no-migrate", "--port", str(port)], env=env, stdout=log, stderr=log)]
     if env["SIYU_REDIS_URL"]:

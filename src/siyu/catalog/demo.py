@@ -207,7 +207,7 @@ def product_image(color: tuple[int, int, int], motif: str, rng: random.Random, s
             draw.line([(cx - w / 2 + s * 0.04, y), (cx + w / 2 - s * (0.04 + 0.08 * i), y)], fill=light, width=s // 110)
     out = img.resize((size, size), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    out.save(buf, "PNG", optimize=True)
+    out.save(buf, "PNG")
     return buf.getvalue()
 
 

@@ -32,7 +32,6 @@ After-sales cases::
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -121,6 +120,19 @@ def _log(session: AsyncSession, order_id: int, tenant_id: int, from_status: str,
     ))
 
 
+async def _move(session: AsyncSession, model: type[Order] | type[AfterSale], row: Order | AfterSale, to_status: str,
+                values: dict[str, Any]) -> bool:
+    """The conditional update shared by both machines; refreshes ``row`` either way."""
+    result = await session.execute(
+        update(model)
+        .where(model.id == row.id, model.tenant_id == row.tenant_id, model.status == row.status)
+        .values(status=to_status, updated_at=clock.now(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(row)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
 async def move_order(session: AsyncSession, order: Order, to_status: str, action: str, *, actor: Actor | None = None,
                      note: str | None = None, **values: Any) -> bool:
     """Move ``order`` to ``to_status`` if it is still in the status we read.
@@ -131,15 +143,7 @@ async def move_order(session: AsyncSession, order: Order, to_status: str, action
     """
     from_status = order.status
     ensure_order_transition(from_status, to_status)
-    now: datetime = clock.now()
-    result = await session.execute(
-        update(Order)
-        .where(Order.id == order.id, Order.tenant_id == order.tenant_id, Order.status == from_status)
-        .values(status=to_status, updated_at=now, **values)
-        .execution_options(synchronize_session=False)
-    )
-    await session.refresh(order)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not await _move(session, Order, order, to_status, values):
         return False
     _log(session, order.id, order.tenant_id, from_status, to_status, action, actor, note)
     return True
@@ -150,15 +154,7 @@ async def move_case(session: AsyncSession, case: AfterSale, to_status: str, acti
     """:func:`move_order` for an after-sales case; the transition row names the case and its order."""
     from_status = case.status
     ensure_case_transition(from_status, to_status)
-    now: datetime = clock.now()
-    result = await session.execute(
-        update(AfterSale)
-        .where(AfterSale.id == case.id, AfterSale.tenant_id == case.tenant_id, AfterSale.status == from_status)
-        .values(status=to_status, updated_at=now, **values)
-        .execution_options(synchronize_session=False)
-    )
-    await session.refresh(case)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not await _move(session, AfterSale, case, to_status, values):
         return False
     _log(session, case.order_id, case.tenant_id, from_status, to_status, action, actor, note, after_sale_id=case.id)
     return True

@@ -15,7 +15,8 @@
  *     data-countdown-text, where {n} is the seconds left (default "{n}s").
  *  4. Small helpers: [data-nav-toggle] opens/closes the console drawer (body.nav-open);
  *     [data-dialog-open="#id"] opens a <dialog> modally; [data-dialog-close] closes the
- *     enclosing dialog; clicking a dialog's backdrop closes it.
+ *     enclosing dialog; clicking a dialog's backdrop closes it; a <dialog data-open-on-load>
+ *     (a form re-rendered with its errors) opens as the page loads.
  *  window.siyu.toast(message, kind) is exposed for page scripts (kind: "error"|"success"|"info").
  */
 (function () {
@@ -187,6 +188,16 @@
       if (!inside) t.close();
     }
   });
+
+  function openOnLoad() {
+    var d = document.querySelector("dialog[data-open-on-load]");
+    if (d && !d.open && typeof d.showModal === "function") d.showModal();
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", openOnLoad);
+  } else {
+    openOnLoad();
+  }
 
   document.addEventListener("keydown", function (evt) {
     if (evt.key === "Escape" && document.body.classList.contains("nav-open")) {

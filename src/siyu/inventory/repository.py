@@ -17,7 +17,6 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, Select, and_, bindparam, case, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from siyu.inventory.models import (
     StockLevel,
@@ -30,20 +29,8 @@ from siyu.inventory.models import (
 )
 from siyu.inventory.schemas import MAX_UNITS
 from siyu.kit import clock
-from siyu.kit.db import UtcDateTime
+from siyu.kit.db import UtcDateTime, dialect_insert
 from siyu.kit.tenancy import TenantRepository
-
-
-def _insert(session: AsyncSession, model: Any) -> Any:
-    """The dialect's INSERT (both PostgreSQL's and SQLite's have ``on_conflict_do_nothing``)."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(model)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(model)
-
 
 # Statements on every order's path are built once with bound parameters: building and
 # fingerprinting a statement costs SQLAlchemy more CPU than SQLite takes to run it.
@@ -155,7 +142,7 @@ class Locations(TenantRepository[StockLocation]):
         return {loc.id: loc for loc in await self.list(self.select().where(StockLocation.id.in_(ids)))}
 
     async def insert_if_absent(self, *, code: str, name: str, kind: str, priority: int) -> None:
-        stmt = _insert(self.session, StockLocation).values(
+        stmt = dialect_insert(self.session, StockLocation).values(
             tenant_id=self.tenant_id, code=code, name=name, kind=kind, priority=priority, status="active",
             created_at=clock.now(),
         ).on_conflict_do_nothing(index_elements=["tenant_id", "code"])
@@ -174,7 +161,7 @@ class Levels(TenantRepository[StockLevel]):
                  "updated_at": clock.now()} for s, loc in sorted(set(pairs))]
         if not rows:
             return
-        stmt = _insert(self.session, StockLevel).values(rows).on_conflict_do_nothing(index_elements=["sku_id", "location_id"])
+        stmt = dialect_insert(self.session, StockLevel).values(rows).on_conflict_do_nothing(index_elements=["sku_id", "location_id"])
         await self.session.execute(stmt)
 
     async def pair(self, sku_id: int, location_id: int, *, for_update: bool = False) -> StockLevel | None:

@@ -230,3 +230,16 @@ def _begin_immediate(conn: Any) -> None:
                 raise
         await_(asyncio.sleep(pause))
         pause = min(pause * 2, 0.02)
+
+
+def dialect_insert(session: AsyncSession, model: Any) -> Any:
+    """The database's own INSERT for ``model``: both PostgreSQL's and SQLite's have
+    ``on_conflict_do_nothing``, which lets a unique constraint decide a race without an error
+    (nothing aborts, so no savepoint is needed)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(model)

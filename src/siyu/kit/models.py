@@ -10,10 +10,12 @@ import siyu.catalog.models
 import siyu.customers.models
 import siyu.inventory.models
 import siyu.kit.audit
+import siyu.kit.ledger
 import siyu.kit.outbox
 import siyu.kit.sessions
 import siyu.kit.sms
 import siyu.kit.storage
+import siyu.members.models
 import siyu.orders.models
 import siyu.payments.models
 import siyu.shipping.models

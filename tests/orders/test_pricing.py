@@ -50,7 +50,10 @@ def assert_exact(q: pricing.Quote) -> None:
     assert q.freight.fen == q.freight_fen
     for ln in q.lines:
         assert ln.subtotal_fen == ln.unit_price_fen * ln.quantity
-        assert 0 <= ln.discount_fen <= ln.subtotal_fen
+        # Every step but stored value stops at the goods; stored value may pay the freight too.
+        by_balance = sum(o.line_fen.get(ln.sku_id, 0) for o in q.offers if o.step in pricing.STEPS_PAYING_FREIGHT)
+        assert 0 <= ln.discount_fen - by_balance <= ln.subtotal_fen
+        assert 0 <= ln.discount_fen <= ln.subtotal_fen + ln.freight_fen
         assert ln.freight_fen >= 0
         assert ln.paid_fen == ln.subtotal_fen - ln.discount_fen + ln.freight_fen >= 0
         assert sum(d["fen"] for d in ln.discounts) == ln.discount_fen
@@ -298,7 +301,7 @@ async def test_totals_are_exact_and_never_negative(lines: list[tuple[int, int, b
                                 lines=pairs, province_code="33" if freight is not None else None, skus=skus)
     assert_exact(q)
     assert q.payable_fen >= 0
-    assert q.discount_fen <= q.goods_fen
+    assert q.discount_fen <= q.goods_fen + q.freight_fen  # stored value may pay the freight too
     goods_after_coupon = freight_before[0]
     assert q.goods_fen - q.discount_fen <= goods_after_coupon
     assert q.freight_fen == sum(quoted)

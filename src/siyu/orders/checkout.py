@@ -40,7 +40,7 @@ import json
 import re
 import secrets
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -110,6 +110,32 @@ class Placed:
 
 
 _JUST_PLACED = "siyu_orders_just_placed"
+
+#: Called inside the placement savepoint once the order and its lines are written, in
+#: registration order: the modules whose offers cost the shopper something (points, stored
+#: value, points-mall stock, coupons) take it here, so a shortfall (409) undoes the order too.
+PlacementHook = Callable[[AsyncSession, TenantScope, Order, "pricing.Quote", list[OrderLine]], Awaitable[None]]
+_placement_hooks: list[PlacementHook] = []
+
+
+def register_placement_hook(fn: PlacementHook) -> PlacementHook:
+    """Run ``fn(session, scope, order, quote, lines)`` at every placement (once per function)."""
+    if fn not in _placement_hooks:
+        _placement_hooks.append(fn)
+    return fn
+
+
+def unregister_placement_hook(fn: PlacementHook) -> None:
+    if fn in _placement_hooks:
+        _placement_hooks.remove(fn)
+
+
+def _payment_offers(quote: pricing.Quote) -> dict[str, int]:
+    """Points used, what they paid, and what stored value paid (from the applied offers)."""
+    points_fen = sum(o.fen for o in quote.offers if o.applied and o.step == "points")
+    points_used = sum(int(o.data.get("points", 0)) for o in quote.offers if o.applied and o.step == "points")
+    balance_fen = sum(o.fen for o in quote.offers if o.applied and o.step == "balance")
+    return {"points_used": points_used, "points_fen": points_fen, "balance_fen": balance_fen}
 
 
 async def order_contents(session: AsyncSession, scope: TenantScope, order_id: int,
@@ -229,7 +255,7 @@ async def place(session: AsyncSession, scope: TenantScope, *, customer_id: int, 
             "discount_fen": quote.discount_fen, "freight_fen": quote.freight_fen, "payable_fen": quote.payable_fen,
             "item_count": quote.item_count, "requires_shipping": quote.requires_shipping, "address": address,
             "buyer_note": note, "pricing": quote.breakdown(), "pay_deadline": deadline, "created_at": now,
-            "updated_at": now,
+            "updated_at": now, **_payment_offers(quote),
         }, key, req_hash)
         if not placed.created:
             return placed
@@ -238,6 +264,8 @@ async def place(session: AsyncSession, scope: TenantScope, *, customer_id: int, 
                                                [(ln.sku_id, ln.quantity) for ln in quote.lines])
         order_lines = await _lines(session, scope, order, quote)
         parts, items = await _fulfilments(session, scope, order, order_lines, plan)
+        for hook in list(_placement_hooks):
+            await hook(session, scope, order, quote, order_lines)
         states.log_creation(session, order)
         outbox.publish(session, PLACED_TOPIC, {"order_id": order.id, "tenant_id": scope.id, "customer_id": customer_id,
                                                "payable_fen": order.payable_fen}, tenant_id=scope.id)

@@ -61,6 +61,11 @@ class Order(IdMixin, TenantMixin, Base):
     goods_fen: Mapped[int] = mapped_column()
     discount_fen: Mapped[int] = mapped_column(default=0)
     freight_fen: Mapped[int] = mapped_column(default=0)
+    #: Of ``discount_fen``: what points paid (``points_used`` points) and what stored value
+    #: paid (members module). Both are ways of paying, so sales figures count them as paid.
+    points_used: Mapped[int] = mapped_column(default=0)
+    points_fen: Mapped[int] = mapped_column(default=0)
+    balance_fen: Mapped[int] = mapped_column(default=0)
     payable_fen: Mapped[int] = mapped_column()
     #: What the gateway took (0 until paid).
     paid_fen: Mapped[int] = mapped_column(default=0)

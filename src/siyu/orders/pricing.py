@@ -37,6 +37,12 @@ Steps
 Per line ``paid_fen = subtotal_fen − discount_fen + freight_fen``; the order's totals are
 the sums of the lines exactly, and ``payable_fen = goods_fen − discount_fen + freight_fen``.
 
+An offer whose ``data`` says ``free_shipping`` (a member level's 包邮 benefit) waives the
+freight quoted after it. ``points`` pay for goods only; ``balance`` (stored value is money)
+may pay the freight too, so an order can be paid by balance alone. Points and balance are
+ways of paying, not price cuts: the order keeps them apart (``Order.points_fen``,
+``Order.balance_fen``) although the lines count them in ``discount_fen``.
+
 Adjusters are registered by the modules that own the offers
 (``register_adjuster("coupon", fn)``); none are registered by default.
 """
@@ -60,6 +66,10 @@ from siyu.shipping import service as shipping_service
 STEPS: tuple[str, ...] = ("member", "promotion", "coupon", "points", "balance")
 #: Steps that run before freight is quoted (the rest pay for goods only).
 STEPS_BEFORE_FREIGHT: frozenset[str] = frozenset({"member", "promotion", "coupon"})
+#: Steps whose offers may also pay the freight (stored value is money; points are not).
+STEPS_PAYING_FREIGHT: frozenset[str] = frozenset({"balance"})
+#: Steps that are a way of paying rather than a price cut (kept apart on the order).
+PAYMENT_STEPS: frozenset[str] = frozenset({"points", "balance"})
 MAX_QUANTITY = 999
 MAX_LINES = 99
 NO_ADDRESS_ZH = "选择收货地址后计算运费"
@@ -93,6 +103,8 @@ class ContextLine:
     quantity: int
     subtotal_fen: int
     discount_fen: int = 0
+    #: This line's share of the freight, once quoted.
+    freight_fen: int = 0
 
     @property
     def sku_id(self) -> int:
@@ -100,7 +112,7 @@ class ContextLine:
 
     @property
     def amount_fen(self) -> int:
-        """What the line still costs after the offers so far."""
+        """What the goods of the line still cost after the offers so far (freight apart)."""
         return self.subtotal_fen - self.discount_fen
 
 
@@ -123,7 +135,13 @@ class PricingContext:
 
     @property
     def amount_fen(self) -> int:
+        """What the goods still cost after the offers so far (freight apart)."""
         return sum(ln.amount_fen for ln in self.lines)
+
+    @property
+    def due_fen(self) -> int:
+        """What is still to pay, freight included (0 before freight is quoted)."""
+        return sum(ln.amount_fen + ln.freight_fen for ln in self.lines)
 
 
 Adjuster = Callable[[AsyncSession, PricingContext], Awaitable[Sequence[Offer]]]
@@ -284,11 +302,12 @@ async def load_skus(session: AsyncSession, scope: TenantScope, lines: Sequence[t
 # -- the engine (pure parts) --------------------------------------------------------------------------
 
 
-def offer_amounts(lines: Sequence[ContextLine], offer: Offer) -> dict[int, int]:
-    """{sku_id: fen} the offer takes from each line, capped at what each line still costs."""
+def offer_amounts(lines: Sequence[ContextLine], offer: Offer, *, with_freight: bool = False) -> dict[int, int]:
+    """{sku_id: fen} the offer takes from each line, capped at what each line still costs
+    (its goods; with ``with_freight``, its freight too: stored value pays for everything)."""
     if not offer.applied:
         return {}
-    left = {ln.sku_id: ln.amount_fen for ln in lines}
+    left = {ln.sku_id: ln.amount_fen + (ln.freight_fen if with_freight else 0) for ln in lines}
     if offer.line_fen is not None:
         return {s: min(max(0, int(f)), left[s]) for s, f in offer.line_fen.items() if s in left and int(f) > 0}
     eligible = [ln for ln in lines if offer.sku_ids is None or ln.sku_id in set(offer.sku_ids)]
@@ -302,7 +321,7 @@ def offer_amounts(lines: Sequence[ContextLine], offer: Offer) -> dict[int, int]:
 
 
 def apply_offer(lines: Sequence[ContextLine], step: str, offer: Offer) -> AppliedOffer:
-    taken = offer_amounts(lines, offer)
+    taken = offer_amounts(lines, offer, with_freight=step in STEPS_PAYING_FREIGHT)
     for ln in lines:
         ln.discount_fen += taken.get(ln.sku_id, 0)
     fen = sum(taken.values())
@@ -393,6 +412,12 @@ async def price(session: AsyncSession, scope: TenantScope, *, customer_id: int |
         if step in STEPS_BEFORE_FREIGHT:
             await _run_step(session, ctx, step)
     info, by_sku = await _freight(session, scope, ctx_lines, province_code)
+    waiver = next((o for o in ctx.offers if o.data.get("free_shipping")), None)
+    if waiver is not None and info.fen > 0:
+        info = FreightInfo(0, f"{waiver.label_zh}包邮", f"Free shipping: {waiver.label_en}", True, province_code)
+        by_sku = {}
+    for ln in ctx_lines:
+        ln.freight_fen = by_sku.get(ln.sku_id, 0)
     ctx.freight_fen = info.fen
     for step in STEPS:
         if step not in STEPS_BEFORE_FREIGHT:

@@ -1,0 +1,1 @@
+"""会员: levels, paid membership cards, points and the points mall, stored value and birthday perks."""

@@ -167,3 +167,22 @@ async def test_balances_always_equal_their_entries_and_never_go_negative(runtime
         assert await ledger.trial_balance(s, t) == 0
         for c in expected:
             assert await ledger.check_account(s, t, wallet(c).code)
+
+
+async def test_a_refused_posting_leaves_nothing_even_when_the_caller_carries_on(runtime: Runtime) -> None:
+    t = next(_tenant_ids)
+    w = wallet(8)
+    await _post(runtime, t, "sale:0", debit(CASH, 100), credit(sales(), 100))  # sales gets the lower id
+    await _post(runtime, t, "recharge:8", debit(CASH, 1_000), credit(w, 1_000))
+    async with runtime.db.uow() as s:
+        # Accounts move in id order: sales moves first, then the wallet refuses.
+        with pytest.raises(ledger.InsufficientBalance):
+            await ledger.post(s, t, source_key="order:8", kind="test",
+                              postings=[credit(sales(), 5_000), debit(w, 5_000)])
+        await ledger.post(s, t, source_key="order:8b", kind="test", postings=[debit(w, 400), credit(sales(), 400)])
+    assert await _balance(runtime, t, w.code) == 600
+    assert await _balance(runtime, t, "income.sales") == 500
+    async with runtime.db.uow(readonly=True) as s:
+        assert await ledger.journal_by_source(s, t, "order:8") is None
+        assert await ledger.trial_balance(s, t) == 0
+        assert await ledger.check_account(s, t, "income.sales")

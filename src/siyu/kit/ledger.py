@@ -185,9 +185,9 @@ async def post(session: AsyncSession, tenant_id: int, *, source_key: str, kind: 
     """Post one balanced journal, once per ``source_key``.
 
     Raises :class:`InsufficientBalance` (409 ``insufficient_balance``) when an account that
-    may not go negative would; nothing of the journal stays behind then, because the caller's
-    transaction (or savepoint) is rolled back by the error. Postings of zero are dropped;
-    several postings to one account are netted.
+    may not go negative would; nothing of the journal stays behind then (such postings run in
+    a savepoint), even if the caller catches the error. Postings of zero are dropped; several
+    postings to one account are netted.
     """
     if not source_key or len(source_key) > 120:
         raise ValueError("a journal needs a source key of 1–120 characters")
@@ -203,17 +203,47 @@ async def post(session: AsyncSession, tenant_id: int, *, source_key: str, kind: 
         specs.setdefault(p.account.code, p.account)
     legs = {code: amt for code, amt in net.items() if amt != 0}
     now = clock.now()
-    # The journal row first: the unique source key decides a race between two posters, and
-    # the loser stops before it touched a balance.
-    inserted = (await session.execute(
-        dialect_insert(session, LedgerJournal).values(
-            tenant_id=tenant_id, source_key=source_key, kind=kind[:40], memo=memo[:200], reverses_id=reverses_id,
-            created_at=now).on_conflict_do_nothing().returning(LedgerJournal.id))).scalar_one_or_none()
+    # Accounts first (creating one is harmless if this journal turns out to be a repeat).
+    accounts = {code: await ensure_account(session, tenant_id, specs[code]) for code in legs}
+    refusable = any(not accounts[c].allow_negative and normal_delta(accounts[c].kind, legs[c]) < 0 for c in legs)
+    if refusable:
+        # A refusal must take the journal row and any balance already moved back with it,
+        # even when the caller catches the error and carries on with its transaction.
+        async with session.begin_nested():
+            inserted = await _insert_journal(session, tenant_id, source_key, kind, memo, reverses_id, now)
+            if inserted is not None:
+                await _apply(session, tenant_id, inserted, accounts, legs, now)
+    else:
+        inserted = await _insert_journal(session, tenant_id, source_key, kind, memo, reverses_id, now)
+        if inserted is not None:
+            await _apply(session, tenant_id, inserted, accounts, legs, now)
     if inserted is None:
         winner = await journal_by_source(session, tenant_id, source_key)
         assert winner is not None
         return Posted(winner, False)
-    accounts = {code: await ensure_account(session, tenant_id, specs[code]) for code in legs}
+    journal = await session.get(LedgerJournal, inserted)
+    assert journal is not None
+    # The running balances changed under the ORM's feet: drop any cached account rows.
+    for acct in accounts.values():
+        session.expire(acct)
+    return Posted(journal, True)
+
+
+async def _insert_journal(session: AsyncSession, tenant_id: int, source_key: str, kind: str, memo: str,
+                          reverses_id: int | None, now: datetime) -> int | None:
+    """The journal row, before any balance moves: the unique source key decides a race between
+    two posters, and the loser (``None``) stops before it touched a balance."""
+    stmt = (dialect_insert(session, LedgerJournal)
+            .values(tenant_id=tenant_id, source_key=source_key, kind=kind[:40], memo=memo[:200],
+                    reverses_id=reverses_id, created_at=now)
+            .on_conflict_do_nothing().returning(LedgerJournal.id))
+    value = (await session.execute(stmt)).scalar_one_or_none()
+    return int(value) if value is not None else None
+
+
+async def _apply(session: AsyncSession, tenant_id: int, journal_id: int, accounts: dict[str, LedgerAccount],
+                 legs: dict[str, int], now: datetime) -> None:
+    """Move the running balances (account-id order) and write the entries."""
     entries = []
     for code in sorted(legs, key=lambda c: accounts[c].id):  # lock rows in primary-key order
         acct = accounts[code]
@@ -229,16 +259,10 @@ async def post(session: AsyncSession, tenant_id: int, *, source_key: str, kind: 
             current = (await session.execute(
                 select(LedgerAccount.balance_fen).where(LedgerAccount.id == acct.id))).scalar_one()
             raise InsufficientBalance(code, int(current), -delta)
-        entries.append({"tenant_id": tenant_id, "journal_id": inserted, "account_id": acct.id,
+        entries.append({"tenant_id": tenant_id, "journal_id": journal_id, "account_id": acct.id,
                         "amount_fen": legs[code], "balance_after_fen": int(after), "created_at": now})
     if entries:
         await session.execute(insert(LedgerEntry), entries)
-    journal = await session.get(LedgerJournal, inserted)
-    assert journal is not None
-    # The running balances changed under the ORM's feet: drop any cached account rows.
-    for acct in accounts.values():
-        session.expire(acct)
-    return Posted(journal, True)
 
 
 async def reverse(session: AsyncSession, tenant_id: int, journal: LedgerJournal, *, source_key: str,

@@ -90,7 +90,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None,
 
 
 #: Business modules, in the order their routers are included.
-MODULES = ("staff", "tenants", "customers", "catalog", "inventory", "payments", "shipping", "orders")
+MODULES = ("staff", "tenants", "customers", "catalog", "inventory", "payments", "shipping", "orders", "members")
 
 
 def load_modules() -> None:

@@ -30,6 +30,13 @@ async def _pay_all(_s: AsyncSession, ctx: pricing.PricingContext) -> Sequence[pr
     return [pricing.Offer("balance", "余额支付", "Balance", total_fen=ctx.due_fen, data={"principal_fen": ctx.due_fen})]
 
 
+@pytest.fixture(autouse=True)
+def _only_these_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The members module's own adjusters and hooks step aside: these tests register theirs."""
+    monkeypatch.setattr(pricing, "_adjusters", {step: [] for step in pricing.STEPS})
+    monkeypatch.setattr(checkout, "_placement_hooks", [])
+
+
 @pytest.fixture
 def adjusters():  # type: ignore[no-untyped-def]
     pricing.register_adjuster("member", _waive)

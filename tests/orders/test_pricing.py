@@ -24,6 +24,13 @@ from tests.conftest import unique
 from tests.orders.conftest import OrderShop, make_order_shop
 
 
+@pytest.fixture(autouse=True)
+def _engine_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the engine: the adjusters other modules register (member prices,
+    points, balance...) step aside, and each test registers the ones it needs."""
+    monkeypatch.setattr(pricing, "_adjusters", {step: [] for step in pricing.STEPS})
+
+
 @contextmanager
 def adjusters(*pairs: tuple[str, Any]) -> Iterator[None]:
     """Register adjusters for the duration of a block (they are process-wide)."""

@@ -58,6 +58,7 @@ class Member(IdMixin, TenantMixin, Base):
         Index("ix_members_level", "tenant_id", "level_id"),
         Index("ix_members_review", "level_review_at"),
         Index("ix_members_birthday", "tenant_id", "birthday_md"),
+        Index("ix_members_card_expiry", "card_expires_at"),
     )
 
     customer_id: Mapped[int] = mapped_column(BigID, ForeignKey("customers.id"))
@@ -339,6 +340,7 @@ class MemberCardPurchase(IdMixin, TenantMixin, Base):
         UniqueConstraint("tenant_id", "purchase_no", name="uq_member_card_purchases_no"),
         UniqueConstraint("tenant_id", "customer_id", "idempotency_key", name="uq_member_card_purchases_idempotency"),
         Index("ix_member_card_purchases_customer", "tenant_id", "customer_id", "created_at"),
+        Index("ix_member_card_purchases_due", "status", "pay_deadline"),
     )
 
     purchase_no: Mapped[str] = mapped_column(String(24))

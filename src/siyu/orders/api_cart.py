@@ -147,6 +147,9 @@ class OfferOut(BaseModel):
     reason: str = Field(description="Why (not) applied, e.g. 还差 ¥20 可减 ¥30")
     reason_en: str
     fen: int = Field(description="What it took off the order")
+    data: dict[str, Any] = Field(default_factory=dict, description=(
+        "What the offer's module tells the page, e.g. points: available, max_points, max_fen; "
+        "balance: available_fen; member: level_id, free_shipping"))
 
 
 class FreightOut(BaseModel):
@@ -264,7 +267,7 @@ def quote_out(q: pricing.Quote) -> QuoteOut:
         goods_fen=q.goods_fen, discount_fen=q.discount_fen, freight_fen=q.freight_fen, payable_fen=q.payable_fen,
         item_count=q.item_count, requires_shipping=q.requires_shipping,
         offers=[OfferOut(step=o.step, code=o.code, label=o.label_zh, label_en=o.label_en, applied=o.applied,
-                         reason=o.reason_zh, reason_en=o.reason_en, fen=o.fen) for o in q.offers],
+                         reason=o.reason_zh, reason_en=o.reason_en, fen=o.fen, data=o.data) for o in q.offers],
         freight=FreightOut(fen=q.freight.fen, reason=q.freight.reason_zh, reason_en=q.freight.reason_en,
                            quoted=q.freight.quoted),
     )

@@ -45,16 +45,13 @@ from siyu.orders.states import CASE_STATUS_ZH, ORDER_STATUS_ZH, PAID_STATUSES
 from siyu.payments import service as payments_service
 from siyu.web import i18n_orders_store  # noqa: F401  (registers the English of these pages)
 from siyu.web.forms import (
-    FLASH_COOKIE,
     attempt,
     field_errors,
     first_error,
     safe_next,
-    take_flash,
     to_int,
 )
-from siyu.web.page import flash
-from siyu.web.templating import render
+from siyu.web.page import redirect, store_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -133,20 +130,8 @@ def pgettext(context: str, text: str) -> str:
 
 def _page(request: Request, shopper: ShopperSession, template: str, context: dict[str, Any], *,
           active_tab: str = "me", status_code: int = 200) -> HTMLResponse:
-    shop = shopper.shop
-    customer = shopper.customer
-    request.state.csrf_token = (shopper.csrf_token if customer and shopper.via == "cookie" else "") or ""
-    ctx: dict[str, Any] = {
-        "area": "store", "shop": shop, "tenant_name": shop.name, "tenant_code": shop.scope.code,
-        "base": f"/m/{shop.scope.code}", "customer": customer, "active_tab": active_tab, "flash": take_flash(request),
-        "tz": shop.scope.timezone, "p_": pgettext,
-    }
-    ctx.update(context)
-    resp = render(request, template, ctx, status_code=status_code)
-    resp.headers["Cache-Control"] = "no-store"
-    if ctx["flash"]:
-        resp.delete_cookie(FLASH_COOKIE, path="/")
-    return resp
+    return store_page(request, shopper, template, context, active_tab=active_tab, status_code=status_code,
+                      extra={"p_": pgettext})
 
 
 def _base(shopper: ShopperSession) -> str:
@@ -156,11 +141,6 @@ def _base(shopper: ShopperSession) -> str:
 def _cid(shopper: ShopperSession) -> int:
     assert shopper.customer is not None  # CurrentShopper guarantees it
     return shopper.customer.id
-
-
-def _go(url: str, message: str = "", kind: str = "success") -> Response:
-    resp = RedirectResponse(url, status_code=303)
-    return flash(resp, message, kind) if message else resp
 
 
 def _local_path(value: str, shopper: ShopperSession, fallback: str) -> str:
@@ -177,7 +157,7 @@ async def _write_request(request: Request) -> None:
 def _offer_view(o: pricing.AppliedOffer) -> dict[str, Any]:
     en = _english()
     return {"label": o.label_en if en else o.label_zh, "reason": o.reason_en if en else o.reason_zh, "fen": o.fen,
-            "applied": o.applied}
+            "applied": o.applied, "step": o.step}
 
 
 def _stored_offers(order: Order) -> list[dict[str, Any]]:
@@ -238,17 +218,17 @@ async def cart_add(request: Request, session: UoW, shopper: OptionalShopper,
     base = _base(shopper)
     back = _local_path(next, shopper, f"{base}/cart")
     if shopper.customer is None:
-        return _go(f"{base}/login?next={quote(back, safe='/')}", _("请先登录，再把商品加入购物车"), "error")
+        return redirect(f"{base}/login?next={quote(back, safe='/')}", _("请先登录，再把商品加入购物车"), "error")
     sid, qty = to_int(sku_id), to_int(quantity)
     if sid is None:
-        return _go(back, _("请先选择商品规格"), "error")
+        return redirect(back, _("请先选择商品规格"), "error")
     if qty is None:
-        return _go(back, _("请输入正确的购买数量"), "error")
+        return redirect(back, _("请输入正确的购买数量"), "error")
     cid = shopper.customer.id
     _item, err = await attempt(session, lambda: cart.add_item(session, shopper.shop.scope, cid, sid, qty))
     if err is not None:
-        return _go(back, err.message(), "error")
-    return _go(back, _("已加入购物车"))
+        return redirect(back, err.message(), "error")
+    return redirect(back, _("已加入购物车"))
 
 
 @router.post("/m/{shop}/cart/update")
@@ -305,10 +285,10 @@ async def cart_update(request: Request, session: UoW, me: CurrentShopper) -> Res
         if request.headers.get("hx-request"):
             # The cart updates in place through htmx; 确认订单 is a page of its own.
             return Response(status_code=204, headers={"HX-Redirect": f"{base}/checkout?from=cart"})
-        return _go(f"{base}/checkout?from=cart")
+        return redirect(f"{base}/checkout?from=cart")
     if errors:
-        return _go(f"{base}/cart", errors[0], "error")
-    return _go(f"{base}/cart", message)
+        return redirect(f"{base}/cart", errors[0], "error")
+    return redirect(f"{base}/cart", message)
 
 
 # -- 确认订单 ----------------------------------------------------------------------------------------------
@@ -337,7 +317,7 @@ def _parse_tokens(values: Sequence[Any]) -> list[tuple[int, int]] | None:
     return out
 
 
-def _checkout_url(base: str, lines: _Lines, address_id: int | None = None) -> str:
+def _checkout_url(base: str, lines: _Lines, address_id: int | None = None, options: dict[str, Any] | None = None) -> str:
     params: dict[str, Any] = {}
     if lines.from_cart:
         params["from"] = "cart"
@@ -345,7 +325,56 @@ def _checkout_url(base: str, lines: _Lines, address_id: int | None = None) -> st
         params["sku_id"], params["qty"] = lines.pairs[0]
     if address_id:
         params["address_id"] = address_id
+    opts = options or {}
+    if opts.get("points"):
+        params["points"] = opts["points"]
+    if opts.get("use_balance"):
+        params["use_balance"] = 1
     return f"{base}/checkout?{urlencode(params)}"
+
+
+def _pay_options(points: str, use_balance: str) -> dict[str, Any]:
+    """The checkout's 使用积分 / 使用余额 choices as pricing options (``points``: how many points
+    the shopper agreed to use; ``use_balance``: pay what the balance covers)."""
+    out: dict[str, Any] = {}
+    n = to_int(points)
+    if n is not None and n <= 10**12:
+        out["points"] = n
+    if use_balance.strip().lower() in ("1", "true", "on"):
+        out["use_balance"] = True
+    return out
+
+
+#: Errors of a way of paying that no longer holds (points or balance spent meanwhile): the page
+#: shows the new state without that choice.
+_PAY_OPTION_ERRORS = frozenset({"insufficient_points", "insufficient_balance", "points_invalid"})
+
+
+def _pay_with(q: pricing.Quote, base: str, lines: _Lines, address_id: int | None,
+              options: dict[str, Any]) -> dict[str, Any]:
+    """The 使用积分 and 使用余额 switches, from the points and balance offers of the quote."""
+    out: dict[str, Any] = {}
+    points = next((o for o in q.offers if o.step == "points"), None)
+    if points is not None:
+        d = points.data
+        usable = int(d.get("max_points") or 0) > 0
+        on = points.applied
+        out["points"] = {
+            "on": on, "usable": usable or on, "used": int(d.get("points") or 0), "fen": points.fen,
+            "max_points": int(d.get("max_points") or 0), "max_fen": int(d.get("max_fen") or 0),
+            "available": int(d.get("available") or 0), "reason": points.reason_en if _english() else points.reason_zh,
+            "url": _checkout_url(base, lines, address_id, {**options, "points": None} if on
+                                 else {**options, "points": int(d.get("max_points") or 0)}),
+        }
+    balance = next((o for o in q.offers if o.step == "balance"), None)
+    if balance is not None:
+        available = int(balance.data.get("available_fen") or 0)
+        on = balance.applied
+        out["balance"] = {
+            "on": on, "usable": available > 0 or on, "fen": balance.fen, "available_fen": available,
+            "url": _checkout_url(base, lines, address_id, {**options, "use_balance": not on}),
+        }
+    return out
 
 
 def _problem_lines(err: DomainError) -> dict[int, str]:
@@ -369,8 +398,10 @@ def _problem_lines(err: DomainError) -> dict[int, str]:
 
 async def _checkout_page(request: Request, session: AsyncSession, me: ShopperSession, lines: _Lines, *,
                          address_id: int | None, buyer_note: str = "", idempotency_key: str | None = None,
-                         error: DomainError | None = None, message: str = "", status_code: int = 200) -> HTMLResponse:
+                         error: DomainError | None = None, message: str = "", status_code: int = 200,
+                         options: dict[str, Any] | None = None) -> HTMLResponse:
     scope, cid, base = me.shop.scope, _cid(me), _base(me)
+    options = dict(options or {})
     addresses = list(await customers_service.list_addresses(session, scope, cid))
     chosen: CustomerAddress | None = next((a for a in addresses if a.id == address_id), None)
     if chosen is None:
@@ -380,9 +411,17 @@ async def _checkout_page(request: Request, session: AsyncSession, me: ShopperSes
     problems: dict[int, str] = {}
     if error is not None:
         problems = _problem_lines(error)
+    pay_with: dict[str, Any] = {}
     if lines.pairs:
         q, err = await attempt(session, lambda: checkout.preview(
-            session, scope, customer_id=cid, lines=lines.pairs, address_id=chosen.id if chosen else None))
+            session, scope, customer_id=cid, lines=lines.pairs, address_id=chosen.id if chosen else None,
+            options=options))
+        if err is not None and err.code in _PAY_OPTION_ERRORS and options:
+            # The points or balance chosen are gone: show the page without them, and say why.
+            options = {}
+            message = message or err.message()
+            q, err = await attempt(session, lambda: checkout.preview(
+                session, scope, customer_id=cid, lines=lines.pairs, address_id=chosen.id if chosen else None))
         if err is not None:
             problems = {**_problem_lines(err), **problems}
             if error is None:
@@ -390,12 +429,16 @@ async def _checkout_page(request: Request, session: AsyncSession, me: ShopperSes
                 status_code = err.status if err.status < 500 else 409
         if q is not None:
             en = _english()
+            paid_by = sum(o.fen for o in q.offers if o.applied and o.step in pricing.PAYMENT_STEPS)
             quote_view = {
-                "goods_fen": q.goods_fen, "discount_fen": q.discount_fen, "freight_fen": q.freight_fen,
-                "payable_fen": q.payable_fen, "offers": [_offer_view(o) for o in q.offers],
+                "goods_fen": q.goods_fen, "discount_fen": q.discount_fen - paid_by, "freight_fen": q.freight_fen,
+                "payable_fen": q.payable_fen, "paid_by_fen": paid_by,
+                # Points and balance not used are the switches below, not lines of the breakdown.
+                "offers": [_offer_view(o) for o in q.offers if o.applied or o.step not in pricing.PAYMENT_STEPS],
                 "freight_reason": q.freight.reason_en if en else q.freight.reason_zh,
                 "requires_shipping": q.requires_shipping,
             }
+            pay_with = _pay_with(q, base, lines, chosen.id if chosen and address_id else None, options)
             line_views = [{"sku_id": ln.sku_id, "product_id": ln.sku.product_id, "title": ln.sku.title,
                            "spec_text": ln.sku.spec_text, "image": ln.sku.image, "unit_price_fen": ln.unit_price_fen,
                            "quantity": ln.quantity} for ln in q.lines]
@@ -419,10 +462,11 @@ async def _checkout_page(request: Request, session: AsyncSession, me: ShopperSes
               for lv in line_views if lv["problem"]]
     first_product = line_views[0]["product_id"] if line_views else None
     back = f"{base}/cart" if lines.from_cart or not first_product else f"{base}/p/{first_product}"
-    here = _checkout_url(base, lines, chosen.id if chosen else None)
+    here = _checkout_url(base, lines, chosen.id if chosen else None, options)
     return _page(request, me, "store/orders/checkout.html", {
         "lines": line_views, "quote": quote_view, "address": chosen, "addresses": addresses,
-        "choose_url": lambda aid: _checkout_url(base, lines, aid),
+        "choose_url": lambda aid: _checkout_url(base, lines, aid, options), "pay_with": pay_with,
+        "points_option": options.get("points") or "", "balance_option": "1" if options.get("use_balance") else "",
         "add_address_url": f"{base}/checkout/address?next={quote(here, safe='')}",
         "line_tokens": lines.tokens, "from_cart": lines.from_cart,
         "idempotency_key": idempotency_key or secrets.token_urlsafe(24), "buyer_note": buyer_note,
@@ -436,22 +480,26 @@ async def checkout_page(request: Request, session: UoW, me: CurrentShopper,
                         from_: Annotated[str, Query(alias="from", max_length=10)] = "",
                         sku_id: Annotated[str, Query(max_length=20)] = "",
                         qty: Annotated[str, Query(max_length=6)] = "1",
-                        address_id: Annotated[str, Query(max_length=20)] = "") -> Response:
+                        address_id: Annotated[str, Query(max_length=20)] = "",
+                        points: Annotated[str, Query(max_length=15)] = "",
+                        use_balance: Annotated[str, Query(max_length=5)] = "") -> Response:
     """确认订单, "from the cart" (``?from=cart``: the ticked lines that can be bought) or
-    "buy now" (``?sku_id=&qty=``)."""
+    "buy now" (``?sku_id=&qty=``); ``points`` / ``use_balance`` are the 使用积分 / 使用余额
+    switches (members module)."""
     scope, cid, base = me.shop.scope, _cid(me), _base(me)
     if from_ == "cart":
         view = await cart.view(session, scope, cid)
         pairs = [(ln.item.sku_id, ln.item.quantity) for ln in reversed(view.lines) if ln.item.selected and ln.buyable]
         if not pairs:
-            return _go(f"{base}/cart", _("请先勾选要结算的商品"), "error")
+            return redirect(f"{base}/cart", _("请先勾选要结算的商品"), "error")
         lines = _Lines(pairs, True)
     else:
         sid, n = to_int(sku_id), to_int(qty)
         if sid is None or n is None:
-            return _go(f"{base}/cart", _("请先选择要购买的商品"), "error")
+            return redirect(f"{base}/cart", _("请先选择要购买的商品"), "error")
         lines = _Lines([(sid, n)], False)
-    return await _checkout_page(request, session, me, lines, address_id=to_int(address_id))
+    return await _checkout_page(request, session, me, lines, address_id=to_int(address_id),
+                                options=_pay_options(points, use_balance))
 
 
 @router.post("/m/{shop}/checkout")
@@ -465,8 +513,9 @@ async def checkout_submit(request: Request, session: UoW, me: CurrentShopper) ->
     key = str(form.get("idempotency_key") or "")[:64]
     note = " ".join(str(form.get("buyer_note") or "").split())
     address_id = to_int(str(form.get("address_id") or ""))
+    options = _pay_options(str(form.get("points") or "")[:15], str(form.get("use_balance") or "")[:5])
     if not pairs or not key:
-        return _go(f"{base}/cart", _("页面已过期，请重新结算"), "error")
+        return redirect(f"{base}/cart", _("页面已过期，请重新结算"), "error")
     lines = _Lines(pairs, from_cart)
     message = ""
     try:
@@ -477,21 +526,26 @@ async def checkout_submit(request: Request, session: UoW, me: CurrentShopper) ->
         message = _("订单备注最多 %(n)s 个字") % {"n": MAX_NOTE}
     if message:
         return await _checkout_page(request, session, me, lines, address_id=address_id, buyer_note=note[:MAX_NOTE],
-                                    idempotency_key=key, message=message, status_code=422)
+                                    idempotency_key=key, message=message, status_code=422, options=options)
     placed, err = await attempt(session, lambda: checkout.place(
         session, scope, customer_id=cid, lines=pairs, address_id=address_id, buyer_note=note or None,
-        idempotency_key=key, channel="h5"))
+        idempotency_key=key, channel="h5", options=options or None))
     if err is not None:
         if err.code == "idempotency_key_reused":
             # The same page submitted with other contents: a fresh page, a fresh key.
             return await _checkout_page(request, session, me, lines, address_id=address_id, buyer_note=note,
-                                        message=_("订单内容已变化，请确认后重新提交"), status_code=409)
+                                        message=_("订单内容已变化，请确认后重新提交"), status_code=409, options=options)
+        if err.code in _PAY_OPTION_ERRORS:
+            # Points or balance were spent meanwhile: the new total on a fresh page (fresh key).
+            return await _checkout_page(request, session, me, lines, address_id=address_id, buyer_note=note,
+                                        message=err.message(), status_code=409, options=options)
         return await _checkout_page(request, session, me, lines, address_id=address_id, buyer_note=note,
-                                    idempotency_key=key, error=err, status_code=err.status if err.status < 500 else 409)
+                                    idempotency_key=key, error=err, status_code=err.status if err.status < 500 else 409,
+                                    options=options)
     assert placed is not None
     if placed.created and from_cart:
         await cart.remove_skus(session, scope, cid, [s for s, _q in pairs])
-    return _go(f"{base}/orders/{placed.order.id}/pay")
+    return redirect(f"{base}/orders/{placed.order.id}/pay")
 
 
 def _address_values(form: Any) -> dict[str, Any]:
@@ -535,7 +589,7 @@ async def checkout_address_save(request: Request, session: UoW, me: CurrentShopp
         # Use the new address on the checkout it came from.
         kept = [p for p in query.split("&") if p and not p.startswith("address_id=")]
         target = path + "?" + "&".join([*kept, f"address_id={saved.id}"])
-    return _go(target, _("收货地址已保存"))
+    return redirect(target, _("收货地址已保存"))
 
 
 # -- paying ---------------------------------------------------------------------------------------------
@@ -551,18 +605,18 @@ async def _start_payment(request: Request, session: AsyncSession, me: ShopperSes
     elif "h5" in channels:
         channel, ip = "h5", client_ip(request)
     else:
-        return _go(here, _("本店暂未开通在线支付，请联系客服"), "error")
+        return redirect(here, _("本店暂未开通在线支付，请联系客服"), "error")
     started, err = await attempt(session, lambda: service.start_payment(
         session, scope, customer_id=cid, order_id=order_id, channel=channel, return_url=f"{here}?paid=1",
         payer_client_ip=ip))
     if err is not None:
         if err.status == 404:
             raise err
-        return _go(here, err.message(), "error")
+        return redirect(here, err.message(), "error")
     if started is None:
-        return _go(here, _("支付成功"))
+        return redirect(here, _("支付成功"))
     if not started.pay_url:
-        return _go(here, _("当前支付方式需要在微信中完成"), "error")
+        return redirect(here, _("当前支付方式需要在微信中完成"), "error")
     return RedirectResponse(started.pay_url, status_code=303)
 
 
@@ -594,7 +648,7 @@ async def order_list(request: Request, session: UoW, me: CurrentShopper,
                      page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Response:
     scope, cid, base = me.shop.scope, _cid(me), _base(me)
     if tab == "after_sales":
-        return _go(f"{base}/after-sales")
+        return redirect(f"{base}/after-sales")
     tab = tab if tab in ORDER_TABS else "all"
     statuses = ORDER_TABS[tab][1]
     filters = service.OrderFilters(customer_id=cid, statuses=statuses)
@@ -696,8 +750,8 @@ async def order_cancel(order_id: PathId, session: UoW, me: CurrentShopper) -> Re
     if err is not None:
         if err.status == 404:
             raise err
-        return _go(f"{base}/orders/{order_id}", err.message(), "error")
-    return _go(f"{base}/orders/{order_id}", _("订单已取消"))
+        return redirect(f"{base}/orders/{order_id}", err.message(), "error")
+    return redirect(f"{base}/orders/{order_id}", _("订单已取消"))
 
 
 @router.post("/m/{shop}/orders/{order_id}/confirm")
@@ -707,8 +761,8 @@ async def order_confirm(order_id: PathId, session: UoW, me: CurrentShopper) -> R
     if err is not None:
         if err.status == 404:
             raise err
-        return _go(f"{base}/orders/{order_id}", err.message(), "error")
-    return _go(f"{base}/orders/{order_id}", _("已确认收货，交易完成"))
+        return redirect(f"{base}/orders/{order_id}", err.message(), "error")
+    return redirect(f"{base}/orders/{order_id}", _("已确认收货，交易完成"))
 
 
 # -- 售后 ---------------------------------------------------------------------------------------------------
@@ -744,7 +798,7 @@ async def after_sale_new(order_id: PathId, request: Request, session: UoW, me: C
     r = await aftersales.refundable_lines(session, scope, order)
     if not r.allowed or not any(rl.refund_only_qty or rl.return_refund_qty for rl in r.lines):
         why = (r.reason_en if _english() else r.reason_zh) or _("该订单暂时不能申请售后")
-        return _go(f"{base}/orders/{order_id}", why, "error")
+        return redirect(f"{base}/orders/{order_id}", why, "error")
     wanted = to_int(line)
     usable = [rl for rl in r.lines if rl.refund_only_qty or rl.return_refund_qty]
     chosen = {rl.line.id: max(rl.refund_only_qty, rl.return_refund_qty) for rl in usable
@@ -792,7 +846,7 @@ async def after_sale_create(order_id: PathId, request: Request, session: UoW, me
         return _case_form(request, me, r, values=values, chosen=chosen, errors=fields, error=err.message(),
                           status_code=err.status)
     assert case is not None
-    return _go(f"{base}/after-sales/{case.id}", _("售后申请已提交"))
+    return redirect(f"{base}/after-sales/{case.id}", _("售后申请已提交"))
 
 
 def _carriers() -> list[tuple[str, str]]:
@@ -843,12 +897,12 @@ async def after_sale_return(case_id: PathId, request: Request, session: UoW, me:
         _c, err = await attempt(session, lambda: aftersales.submit_return(
             session, scope, case_id, customer_id=cid, carrier=name, tracking_no=values["tracking_no"]))
         if err is None:
-            return _go(f"{base}/after-sales/{case_id}", _("物流信息已提交，商家收到退货后将为您退款"))
+            return redirect(f"{base}/after-sales/{case_id}", _("物流信息已提交，商家收到退货后将为您退款"))
         if err.status == 404:
             raise err
         errors = {f["field"]: err.message() for f in err.fields if f.get("field") in ("carrier", "tracking_no")}
         if not errors:
-            return _go(f"{base}/after-sales/{case_id}", err.message(), "error")
+            return redirect(f"{base}/after-sales/{case_id}", err.message(), "error")
         return await _case_page(request, session, me, case_id, values=values, errors=errors, status_code=err.status)
     return await _case_page(request, session, me, case_id, values=values, errors=errors, status_code=422)
 
@@ -860,8 +914,8 @@ async def after_sale_withdraw(case_id: PathId, session: UoW, me: CurrentShopper)
     if err is not None:
         if err.status == 404:
             raise err
-        return _go(f"{base}/after-sales/{case_id}", err.message(), "error")
-    return _go(f"{base}/after-sales/{case_id}", _("售后申请已撤销"))
+        return redirect(f"{base}/after-sales/{case_id}", err.message(), "error")
+    return redirect(f"{base}/after-sales/{case_id}", _("售后申请已撤销"))
 
 
 @router.get("/m/{shop}/after-sales")

@@ -175,6 +175,16 @@ CATALOG: dict[str, str] = {
     "重新发起退款": "Refund retried",
     "退款成功": "Refunded",
     "退款失败": "Refund failed",
+    # 确认订单: paying with points and stored value (members module)
+    "余额和积分": "Balance and points",
+    "使用积分": "Use points",
+    "使用余额": "Use balance",
+    "已抵扣 %(amount)s": "%(amount)s off",
+    "可用 %(n)s 积分，抵 %(amount)s": "%(n)s points usable, worth %(amount)s",
+    "暂无可用积分": "No points to use",
+    "余额支付 %(amount)s": "%(amount)s from your balance",
+    "可用余额 %(amount)s": "%(amount)s available",
+    "余额不足，无法使用": "No balance to use",
 }
 
 register({zh: en for zh, en in CATALOG.items() if gettext(zh, "en") == zh})

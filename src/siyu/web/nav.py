@@ -28,12 +28,12 @@ BUILT: dict[str, tuple[str, str, str]] = {
     "customers": ("客户列表", "/admin/customers", "customers.read"),
     "catalog": ("商品管理", "/admin/catalog", "catalog.read"),
     "orders": ("订单管理", "/admin/orders", "orders.read"),
+    "members": ("会员中心", "/admin/members", "members.read"),
 }
 
 #: Modules that are not built yet, with what they will do (shown on their "coming" page).
 COMING: dict[str, tuple[str, str, str]] = {
     "marketing": ("营销中心", "Marketing", "优惠券、限时折扣、满减与秒杀。"),
-    "members": ("会员中心", "Members", "会员等级、积分商城、储值与生日礼。"),
     "scrm": ("私域运营", "Private-traffic CRM", "渠道活码、客户标签、人群分层与跟进。"),
     "live": ("直播", "Live", "直播间带货与实时互动。"),
     "distribution": ("分销与供应链", "Distribution", "分销员、团长、供应商入驻与分账。"),
@@ -56,7 +56,7 @@ def console_nav(me: StaffPrincipal, path: str) -> list[NavGroup]:
         NavGroup("客户", [
             NavItem("客户列表", "/admin/customers", "👥", permission="customers.read"),
             NavItem("私域运营", "/admin/coming/scrm", "💬", coming=True),
-            NavItem("会员中心", "/admin/coming/members", "💳", coming=True),
+            NavItem("会员中心", "/admin/members", "💳", permission="members.read"),
             NavItem("分销与供应链", "/admin/coming/distribution", "🤝", coming=True),
         ]),
         NavGroup("资金与数据", [

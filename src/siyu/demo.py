@@ -116,6 +116,7 @@ async def populate(session: AsyncSession, scope: TenantScope, rng: random.Random
     from siyu.catalog.demo import seed_catalog
     from siyu.customers import service as customers_service
     from siyu.inventory.demo import seed_inventory
+    from siyu.members.demo import seed_members
     from siyu.orders.demo import historical
     from siyu.shipping.demo import seed_shipping
 
@@ -126,6 +127,7 @@ async def populate(session: AsyncSession, scope: TenantScope, rng: random.Random
         await session.flush()
     now = clock.now()
     used: set[str] = set()
+    customer_ids: list[int] = []
     for i in range(customers):
         while True:
             phone = rng.choice(["138", "139", "150", "151", "158", "177", "186", "188", "199"]) + f"{rng.randrange(10**8):08d}"
@@ -134,8 +136,11 @@ async def populate(session: AsyncSession, scope: TenantScope, rng: random.Random
                 break
         nickname = rng.choice(SURNAMES) + rng.choice(GIVEN)
         created = now - timedelta(days=rng.randrange(0, 180), minutes=rng.randrange(0, 1440))
-        await customers_service.import_customer(
+        customer = await customers_service.import_customer(
             session, scope, phone=phone, nickname=nickname, registered_via=rng.choice(["sms", "wechat", "import"]),
             created_at=created, openid=f"sbx_o_demo{i:05d}" if i % 3 == 0 else None,
         )
+        customer_ids.append(customer.id)
+    await session.flush()
+    await seed_members(session, scope, rng, customer_ids)
     return sku_ids

@@ -827,6 +827,8 @@ async def points_adjuster(session: AsyncSession, ctx: pricing.PricingContext) ->
     """Step ``points``: see the module docstring."""
     if ctx.customer_id is None:
         return []
+    if ctx.placing and not ctx.options.get("points"):
+        return []  # not asked for: what could have been used matters only on the checkout page
     wanted = _requested_points(ctx.options.get("points"))
     r = await rules(session, ctx.scope)
     available = (await balance(session, ctx.scope, ctx.customer_id, r=r)).available

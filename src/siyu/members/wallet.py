@@ -565,6 +565,8 @@ async def balance_adjuster(session: AsyncSession, ctx: pricing.PricingContext) -
     ``requested`` and placement refuses the order (409 ``insufficient_balance``)."""
     if ctx.customer_id is None:
         return []
+    if ctx.placing and not _truthy(ctx.options.get("use_balance")):
+        return []  # not asked for: the balance matters only on the checkout page
     wallet = await balances(session, ctx.scope, ctx.customer_id)
     available = wallet.total_fen
     data: dict[str, Any] = {"available_fen": available}

@@ -244,7 +244,7 @@ async def place(session: AsyncSession, scope: TenantScope, *, customer_id: int, 
     merged, skus, address, province = await _resolve(session, scope, customer_id, lines, from_cart, address_id,
                                                      require_address=True)
     quote = await pricing.price(session, scope, customer_id=customer_id, lines=merged, province_code=province,
-                                options=options, skus=skus)
+                                options=options, skus=skus, placing=True)
     now = clock.now()
     deadline = now + timedelta(minutes=await pay_timeout_minutes(session, scope))
 

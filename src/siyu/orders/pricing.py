@@ -128,6 +128,9 @@ class PricingContext:
     offers: list[AppliedOffer]
     #: Set once freight is quoted (for the ``points`` and ``balance`` steps).
     freight_fen: int | None = None
+    #: True when an order is being placed from this price (not a preview): an adjuster whose
+    #: offer the shopper did not ask for may skip working out what it *could* offer.
+    placing: bool = False
 
     @property
     def goods_fen(self) -> int:
@@ -397,7 +400,7 @@ async def _freight(session: AsyncSession, scope: TenantScope, lines: Sequence[Co
 
 async def price(session: AsyncSession, scope: TenantScope, *, customer_id: int | None, lines: Sequence[tuple[int, int]],
                 province_code: str | None = None, options: dict[str, Any] | None = None,
-                skus: dict[int, SkuForSale] | None = None) -> Quote:
+                skus: dict[int, SkuForSale] | None = None, placing: bool = False) -> Quote:
     """The full price breakdown of ``lines`` (``(sku_id, quantity)`` pairs) for ``customer_id``.
 
     ``options`` pass through to the adjusters (``coupon_id``, ``points``...). ``skus`` may
@@ -407,7 +410,7 @@ async def price(session: AsyncSession, scope: TenantScope, *, customer_id: int |
     found = skus if skus is not None else await load_skus(session, scope, merged)
     ctx_lines = [ContextLine(sku=found[s], quantity=q, subtotal_fen=found[s].price_fen * q) for s, q in merged]
     ctx = PricingContext(scope=scope, customer_id=customer_id, step=STEPS[0], lines=ctx_lines,
-                         options=dict(options or {}), offers=[])
+                         options=dict(options or {}), offers=[], placing=placing)
     for step in STEPS:
         if step in STEPS_BEFORE_FREIGHT:
             await _run_step(session, ctx, step)
